@@ -1,0 +1,3 @@
+"""speechconv: convolutional speech models built from shared conv-pool blocks."""
+
+__version__ = "0.1.0"
