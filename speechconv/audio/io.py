@@ -1,0 +1,332 @@
+"""Reading, checking and writing audio files.
+
+Everything libsndfile decodes is accepted (WAV PCM/float, FLAC, OGG Vorbis/Opus, MP3, AIFF, ...).
+Audio comes back mono (channels averaged), float32 in [-1, 1], optionally resampled with soxr.
+Every way an input can be bad raises one error type, :class:`AudioError`, naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Union
+
+import numpy as np
+import soundfile as sf
+
+from speechconv.errors import ConfigError, SpeechconvError
+
+if TYPE_CHECKING:
+    import torch
+
+AudioSource = Union[str, "os.PathLike[str]", IO[bytes]]
+
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
+STDIN_NAME = "<stdin>"
+# Non-seekable streams (pipes) are spooled: in memory up to this size, on disk beyond it.
+_SPOOL_MAX_BYTES = 32 * 1024 * 1024
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE", "VORBIS", "OPUS")
+
+
+class AudioError(SpeechconvError):
+    """An audio input that cannot be used. ``str(err) == f"{path}: {reason}"``."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self):  # keep pickling (multiprocessing data loaders) working
+        return (type(self), (self.path, self.reason))
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header facts of one audio file."""
+
+    path: str
+    duration: float  # seconds
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str  # libsndfile major format, e.g. "WAV", "FLAC"
+    subtype: str  # e.g. "PCM_16", "FLOAT", "VORBIS"
+
+
+def source_name(source: AudioSource) -> str:
+    """Name used for ``source`` in messages: the path, or ``<stdin>`` for ``-`` and unnamed streams."""
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        return STDIN_NAME if name == "-" else name
+    name = getattr(source, "name", None)
+    return name if isinstance(name, str) and name else STDIN_NAME
+
+
+def check_sample_rate(sample_rate: int, what: str = "sample_rate") -> int:
+    """Validate a requested (not file) sample rate; raise ConfigError when out of range."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise ConfigError(f"{what} must be an integer, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ConfigError(f"{what}={sample_rate} is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    return int(sample_rate)
+
+
+def _seekable(stream: IO[bytes]) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _spool(stream: IO[bytes]) -> IO[bytes]:
+    """Copy a non-seekable stream into a seekable spooled temporary file (libsndfile needs seek)."""
+    spooled = tempfile.SpooledTemporaryFile(max_size=_SPOOL_MAX_BYTES)
+    shutil.copyfileobj(stream, spooled, length=1 << 20)
+    spooled.seek(0)
+    return spooled
+
+
+def _stdin_bytes() -> IO[bytes]:
+    stdin = sys.stdin
+    if stdin is None:
+        raise AudioError(STDIN_NAME, "no standard input to read from")
+    if stdin.isatty():
+        raise AudioError(STDIN_NAME, "standard input is a terminal; pipe audio into it (e.g. '< file.wav')")
+    return getattr(stdin, "buffer", stdin)
+
+
+def _check_path(name: str) -> None:
+    if not os.path.exists(name):
+        raise AudioError(name, "no such file")
+    if os.path.isdir(name):
+        raise AudioError(name, "is a directory, not an audio file")
+    if not os.access(name, os.R_OK):
+        raise AudioError(name, "permission denied")
+    if os.path.getsize(name) == 0:
+        raise AudioError(name, "empty file (0 bytes)")
+
+
+def _check_header(name: str, f: sf.SoundFile) -> None:
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            name, f"absurd sample rate {f.samplerate} Hz (expected {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})"
+        )
+    if f.channels < 1:
+        raise AudioError(name, f"invalid channel count {f.channels}")
+    if f.frames <= 0:
+        raise AudioError(name, "no audio samples (0 frames)")
+
+
+@contextmanager
+def open_audio(source: AudioSource) -> Iterator[tuple[str, sf.SoundFile]]:
+    """Open ``source`` for reading and validate its header.
+
+    Yields ``(name, soundfile)``; ``name`` is what error messages call the source.
+    ``"-"`` reads standard input. Raises :class:`AudioError` on any bad input.
+    """
+    name = source_name(source)
+    owned: IO[bytes] | None = None
+    if isinstance(source, (str, os.PathLike)):
+        if os.fspath(source) == "-":
+            owned = _spool(_stdin_bytes())
+            target: str | IO[bytes] = owned
+        else:
+            _check_path(name)
+            target = name
+    else:
+        if not hasattr(source, "read"):
+            raise TypeError(f"expected a path or a binary file object, got {type(source).__name__}")
+        if _seekable(source):
+            target = source
+        else:
+            owned = _spool(source)
+            target = owned
+    try:
+        try:
+            f = sf.SoundFile(target)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
+            raise AudioError(
+                name, f"not an audio file or corrupt header ({_libsndfile_message(err)})"
+            ) from None
+        except OSError as err:
+            raise AudioError(name, f"cannot read ({err.strerror or err})") from None
+        with f:
+            _check_header(name, f)
+            yield name, f
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+def _libsndfile_message(err: Exception) -> str:
+    message = str(getattr(err, "error_string", "") or err).strip()
+    return message.rstrip(".") or type(err).__name__
+
+
+def read_frames(name: str, f: sf.SoundFile, frames: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Read up to ``frames`` frames as float32 of shape (n, channels); decode failures raise AudioError."""
+    try:
+        return f.read(frames, dtype="float32", always_2d=True, out=out)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(name, f"corrupt audio data ({_libsndfile_message(err)})") from None
+
+
+def downmix(frames: np.ndarray) -> np.ndarray:
+    """(n, channels) -> (n,) float32 by averaging channels."""
+    if frames.shape[1] == 1:
+        return np.array(frames[:, 0], dtype=np.float32)
+    return frames.mean(axis=1, dtype=np.float32)
+
+
+def check_finite(name: str, samples: np.ndarray, sample_rate: int, offset: int = 0) -> None:
+    """Raise AudioError if ``samples`` (starting at frame ``offset``) holds NaN or Inf."""
+    finite = np.isfinite(samples)
+    if not finite.all():
+        first = offset + int(np.argmin(finite.reshape(len(samples), -1).all(axis=1)))
+        raise AudioError(
+            name, f"contains NaN or Inf samples (first at frame {first}, {first / sample_rate:.3f} s)"
+        )
+
+
+def clip_unit(samples: np.ndarray) -> np.ndarray:
+    """Clip in place to [-1, 1] (float files and resampling overshoot may exceed full scale)."""
+    return np.clip(samples, -1.0, 1.0, out=samples)
+
+
+def make_resampler(in_rate: int, out_rate: int):
+    """A stateful soxr high-quality resampler for mono float32 audio."""
+    import soxr
+
+    return soxr.ResampleStream(in_rate, out_rate, num_channels=1, dtype="float32", quality="HQ")
+
+
+def resample_all(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
+    """Resample a whole mono signal. Uses the same streaming resampler as the block reader,
+    so a file read in blocks matches a file read at once."""
+    if in_rate == out_rate:
+        return samples
+    resampler = make_resampler(in_rate, out_rate)
+    return np.ascontiguousarray(resampler.resample_chunk(samples, last=True), dtype=np.float32)
+
+
+def audio_info(path: AudioSource) -> AudioInfo:
+    """Read and validate the header of ``path`` (samples are not decoded). Raises AudioError."""
+    with open_audio(path) as (name, f):
+        return AudioInfo(
+            path=name,
+            duration=f.frames / f.samplerate,
+            sample_rate=int(f.samplerate),
+            channels=int(f.channels),
+            frames=int(f.frames),
+            format=str(f.format),
+            subtype=str(f.subtype),
+        )
+
+
+def load_audio(path: AudioSource, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
+    """Load a whole file as a mono float32 1-D tensor in [-1, 1].
+
+    Parameters
+    ----------
+    path : a file path, ``"-"`` for standard input, or a binary file object.
+    sample_rate : resample to this rate (soxr, high quality); ``None`` keeps the file's rate.
+
+    Returns
+    -------
+    (wave, rate) where ``rate == sample_rate`` when given. Samples beyond full scale (float files,
+    resampling overshoot) are clipped to [-1, 1].
+    """
+    import torch
+
+    if sample_rate is not None:
+        sample_rate = check_sample_rate(sample_rate)
+    with open_audio(path) as (name, f):
+        rate = int(f.samplerate)
+        mono = downmix(read_frames(name, f, -1))
+    if mono.size == 0:
+        raise AudioError(name, "no audio samples could be decoded")
+    check_finite(name, mono, rate)
+    target = rate if sample_rate is None else sample_rate
+    wave = clip_unit(resample_all(mono, rate, target))
+    return torch.from_numpy(wave), target
+
+
+def _as_numpy(wave) -> np.ndarray:
+    if hasattr(wave, "detach"):  # torch.Tensor
+        wave = wave.detach().to("cpu").numpy()
+    return np.asarray(wave)
+
+
+def save_audio(path: str | os.PathLike[str], wave, sample_rate: int, subtype: str = "PCM_16") -> None:
+    """Write ``wave`` atomically (temporary file in the same folder, then ``os.replace``).
+
+    ``wave`` is 1-D (mono) or 2-D ``(channels, frames)``, as a tensor or array, float in [-1, 1].
+    The container follows the file extension (``.wav``, ``.flac``, ``.ogg``, ...); ``"-"`` writes
+    WAV to standard output. PCM subtypes are clipped to full scale rather than wrapped.
+    """
+    name = os.fspath(path)
+    sample_rate = check_sample_rate(sample_rate)
+    data = _as_numpy(wave)
+    if data.ndim == 2:
+        data = data.T  # soundfile wants (frames, channels)
+    elif data.ndim != 1:
+        raise AudioError(name, f"cannot write a {data.ndim}-D array (expected 1-D or (channels, frames))")
+    if data.size == 0:
+        raise AudioError(name, "refusing to write an empty signal")
+    data = np.asarray(data, dtype=np.float64 if data.dtype == np.float64 else np.float32)
+    if not np.isfinite(data).all():
+        raise AudioError(name, "refusing to write NaN or Inf samples")
+    if subtype.upper() not in _FLOAT_SUBTYPES:
+        data = np.clip(data, -1.0, 1.0)
+
+    if name == "-":
+        buffer = io.BytesIO()
+        _write(name, buffer, data, sample_rate, subtype, "WAV")
+        sys.stdout.buffer.write(buffer.getvalue())
+        sys.stdout.buffer.flush()
+        return
+
+    folder, base = os.path.split(os.path.abspath(name))
+    if not os.path.isdir(folder):
+        raise AudioError(name, "folder does not exist")
+    stem, ext = os.path.splitext(base)
+    fmt = _format_for_extension(name, ext)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f"{ext}.tmp", dir=folder)
+    os.close(fd)
+    try:
+        _write(name, tmp, data, sample_rate, subtype, fmt)
+        os.replace(tmp, name)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _format_for_extension(name: str, ext: str) -> str:
+    if not ext:
+        raise AudioError(name, "no file extension to choose the audio format from (e.g. .wav, .flac)")
+    ext_key = ext.lower().lstrip(".")
+    fmt = {"aif": "AIFF", "aifc": "AIFF", "opus": "OGG", "oga": "OGG", "snd": "AU"}.get(
+        ext_key, ext_key.upper()
+    )
+    if fmt not in sf.available_formats():
+        raise AudioError(name, f"cannot write files with extension {ext!r} (unknown audio format)")
+    return fmt
+
+
+def _write(name: str, target, data: np.ndarray, sample_rate: int, subtype: str, fmt: str) -> None:
+    if not sf.check_format(fmt, subtype):
+        raise AudioError(name, f"subtype {subtype!r} is not valid for format {fmt}")
+    try:
+        sf.write(target, data, sample_rate, subtype=subtype, format=fmt)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as err:
+        raise AudioError(name, f"cannot write audio ({_libsndfile_message(err)})") from None
+    except OSError as err:
+        raise AudioError(name, f"cannot write ({err.strerror or err})") from None
