@@ -1,0 +1,278 @@
+"""Synthetic keyword corpora: positives (keyword alone and in carrier phrases) and negatives
+(phonetic confusables, random words, everyday phrases) rendered with random offline TTS voices.
+
+The corpus is planned up front: clip ``i`` draws its text, engine, voice and parameters from an RNG
+seeded with ``(seed, i)``, so a seed fixes the plan regardless of worker count. Rendering runs in
+worker processes in small chunks; each clip is resampled to the target rate, trimmed of
+leading/trailing silence, set to a random level and written as mono PCM_16 WAV.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from speechconv.data.confusables import COMMON_PHRASES, confusable_words, load_word_list
+from speechconv.data.manifest import ManifestEntry, write_manifest
+from speechconv.data.tts import (
+    APT_PACKAGES,
+    ENGINES,
+    TtsJob,
+    available_engines,
+    list_voices,
+    sample_params,
+    synthesize_jobs,
+)
+from speechconv.errors import SpeechconvError
+
+POSITIVE_LABEL = "keyword"
+NEGATIVE_LABEL = "negative"
+CARRIERS = (
+    "{kw}",
+    "{kw} there",
+    "oh, {kw}",
+    "{kw}, {kw}",
+    "{kw} everyone",
+    "well {kw}",
+    "{kw} again",
+    "{kw}, how are you",
+    "and {kw}",
+    "say {kw}",
+    "{kw} my friend",
+    "hey, {kw}",
+    "{kw} world",
+)
+NEGATIVE_CARRIERS = ("{w}", "{w}", "{w}", "{w} there", "oh, {w}", "well {w}", "{w} everyone")
+_CHUNK = 16
+_LEVEL_DBFS = (-20.0, -1.0)  # peak level range of the written clips
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything needed to render clip ``index`` (fixed by the seed)."""
+
+    index: int
+    label: str
+    text: str
+    engine: str
+    voice: str
+    params: dict = field(default_factory=dict)
+
+
+def trim_silence(
+    audio: np.ndarray,
+    sample_rate: int,
+    threshold_db: float = -40.0,
+    frame_s: float = 0.01,
+    pad_s: float = 0.05,
+) -> np.ndarray:
+    """Cut leading/trailing frames quieter than ``threshold_db`` below the loudest one; keep ``pad_s``."""
+    frame = max(1, int(round(frame_s * sample_rate)))
+    n_frames = len(audio) // frame
+    if n_frames == 0:
+        return audio
+    frames = audio[: n_frames * frame].reshape(n_frames, frame).astype(np.float64)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    peak = rms.max()
+    if peak <= 0:
+        return audio[:0]
+    loud = np.flatnonzero(rms >= peak * 10 ** (threshold_db / 20))
+    pad = int(round(pad_s * sample_rate))
+    start = max(0, loud[0] * frame - pad)
+    end = min(len(audio), (loud[-1] + 1) * frame + pad)
+    return audio[start:end]
+
+
+def _keyword_free(text: str, keyword: str) -> bool:
+    return keyword.lower() not in text.lower()
+
+
+def plan_corpus(
+    keyword: str,
+    n_positive: int,
+    n_negative: int,
+    engines: list[str],
+    seed: int = 0,
+    confusables: list[str] | None = None,
+    words: tuple[str, ...] | None = None,
+) -> list[ClipPlan]:
+    """Texts, voices and parameters of every clip; clip ``i`` depends only on ``(seed, i)`` and the inputs."""
+    voices = {engine: list_voices(engine) for engine in engines}
+    if confusables is None and n_negative > 0:
+        confusables = confusable_words(keyword) if available_engines().get("espeak") else []
+    words = load_word_list() if words is None else words
+    words = tuple(w for w in words if _keyword_free(w, keyword)) or ("okay",)
+    phrases = tuple(p for p in COMMON_PHRASES if _keyword_free(p, keyword))
+    plans = []
+    for index in range(n_positive + n_negative):
+        rng = np.random.default_rng([seed, index])
+        if index < n_positive:
+            label, text = POSITIVE_LABEL, CARRIERS[rng.integers(len(CARRIERS))].format(kw=keyword)
+        else:
+            label, kind = NEGATIVE_LABEL, rng.random()
+            if kind < 0.5 and confusables:  # phonetic near-misses, alone or in a carrier
+                word = confusables[rng.integers(len(confusables))]
+                text = NEGATIVE_CARRIERS[rng.integers(len(NEGATIVE_CARRIERS))].format(w=word)
+            elif kind < 0.8:  # one to three random words
+                text = " ".join(words[i] for i in rng.integers(len(words), size=int(rng.integers(1, 4))))
+            else:
+                text = phrases[rng.integers(len(phrases))]
+        engine = engines[rng.integers(len(engines))]
+        voice = voices[engine][rng.integers(len(voices[engine]))]
+        params = sample_params(engine, voice, rng)
+        params["level_dbfs"] = round(float(rng.uniform(*_LEVEL_DBFS)), 2)
+        plans.append(ClipPlan(index, label, text, engine, voice, params))
+    return plans
+
+
+def _clip_path(plan: ClipPlan) -> str:
+    return f"clips/{plan.label}/{plan.index:06d}.wav"
+
+
+def _finish_clip(raw_path: str, out_path: Path, plan: ClipPlan, sample_rate: int) -> float:
+    """Resample, trim, set level and write ``out_path`` atomically; returns the duration in seconds."""
+    audio, rate = sf.read(raw_path, dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if rate != sample_rate:
+        audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
+    audio = trim_silence(audio, sample_rate)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if peak <= 0:
+        raise SpeechconvError(f"{plan.engine}/{plan.voice} produced silence for {plan.text!r}")
+    audio = audio * (10 ** (plan.params["level_dbfs"] / 20) / peak)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp.wav")
+    sf.write(tmp, audio, sample_rate, subtype="PCM_16")
+    os.replace(tmp, out_path)
+    return len(audio) / sample_rate
+
+
+def render_chunk(
+    plans: list[ClipPlan], out_dir: str, sample_rate: int
+) -> list[tuple[int, ManifestEntry | str]]:
+    """Render ``plans`` into ``out_dir``; per clip a manifest entry or an error message."""
+    results: list[tuple[int, ManifestEntry | str]] = []
+    with tempfile.TemporaryDirectory(prefix="speechconv-tts-") as work:
+        jobs = [
+            TtsJob(p.text, p.engine, p.voice, p.params, os.path.join(work, f"{p.index}.wav")) for p in plans
+        ]
+        errors = synthesize_jobs(jobs, work)
+        for plan, job, error in zip(plans, jobs, errors):
+            if error is not None:
+                results.append((plan.index, error))
+                continue
+            rel = _clip_path(plan)
+            try:
+                duration = _finish_clip(job.out_path, Path(out_dir) / rel, plan, sample_rate)
+            except (SpeechconvError, RuntimeError, ValueError) as err:  # soundfile raises RuntimeError
+                results.append((plan.index, str(err)))
+                continue
+            params = {k: v for k, v in plan.params.items()}
+            results.append(
+                (
+                    plan.index,
+                    ManifestEntry(
+                        path=str(Path(out_dir) / rel),
+                        label=plan.label,
+                        text=plan.text,
+                        engine=plan.engine,
+                        voice=Path(plan.voice).stem if plan.engine == "piper" else plan.voice,
+                        params=params,
+                        duration=round(duration, 4),
+                    ),
+                )
+            )
+    return results
+
+
+def resolve_engines(engines: list[str] | None, log=None) -> list[str]:
+    """Usable engines among ``engines`` (default: all); reports what was found and skipped."""
+    found = available_engines()
+    wanted = list(engines) if engines else list(ENGINES)
+    unknown = [e for e in wanted if e not in ENGINES]
+    if unknown:
+        raise SpeechconvError(
+            f"unknown TTS engine(s) {', '.join(unknown)} (choose from {', '.join(ENGINES)})"
+        )
+    usable = [e for e in wanted if found[e]]
+    skipped = [e for e in wanted if not found[e]]
+    if log is not None:
+        note = f"; skipped (not installed or no voices): {', '.join(skipped)}" if skipped else ""
+        log(f"TTS engines found: {', '.join(usable) or 'none'}{note}")
+    if not usable:
+        raise SpeechconvError(
+            f"no usable TTS engine among {', '.join(wanted)}; "
+            f"install them with: apt-get install {APT_PACKAGES}"
+        )
+    return usable
+
+
+def synthesize_corpus(
+    keyword: str,
+    out_dir: str | os.PathLike,
+    n_positive: int,
+    n_negative: int,
+    engines: list[str] | None = None,
+    seed: int = 0,
+    workers: int = 1,
+    sample_rate: int = 16000,
+    progress: bool = True,
+) -> list[ManifestEntry]:
+    """Render a keyword corpus into ``out_dir`` and write ``out_dir/manifest.jsonl``.
+
+    Returns the manifest entries in clip order. Clips an engine fails on are reported on stderr and
+    left out; if every clip fails a :class:`SpeechconvError` is raised.
+    """
+    keyword = " ".join(keyword.split())
+    if not keyword:
+        raise SpeechconvError("keyword is empty")
+    if n_positive < 0 or n_negative < 0 or n_positive + n_negative == 0:
+        raise SpeechconvError("need a positive number of clips (--n / --negatives)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
+    usable = resolve_engines(engines, log)
+    plans = plan_corpus(keyword, n_positive, n_negative, usable, seed)
+    chunks = [plans[i : i + _CHUNK] for i in range(0, len(plans), _CHUNK)]
+    results: dict[int, ManifestEntry | str] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(plans), unit="clip", desc="synth", file=sys.stderr)
+    try:
+        if workers <= 1:
+            for chunk in chunks:
+                for index, result in render_chunk(chunk, str(out_dir), sample_rate):
+                    results[index] = result
+                if bar is not None:
+                    bar.update(len(chunk))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(render_chunk, chunk, str(out_dir), sample_rate) for chunk in chunks]
+                for chunk, future in zip(chunks, futures):
+                    for index, result in future.result():
+                        results[index] = result
+                    if bar is not None:
+                        bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    entries = [results[i] for i in sorted(results) if isinstance(results[i], ManifestEntry)]
+    failures = [(i, results[i]) for i in sorted(results) if isinstance(results[i], str)]
+    for index, message in failures[:10]:
+        print(f"speechconv synth: clip {index} skipped: {message}", file=sys.stderr)
+    if len(failures) > 10:
+        print(f"speechconv synth: ... and {len(failures) - 10} more clips skipped", file=sys.stderr)
+    if not entries:
+        raise SpeechconvError(f"{out_dir}: every clip failed to synthesize (first error: {failures[0][1]})")
+    write_manifest(out_dir / "manifest.jsonl", entries)
+    return entries
