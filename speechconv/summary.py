@@ -101,6 +101,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
                 for g in geometry:
                     field = field.then(g)
         params = sum(p.numel() for p in unit.parameters())
-        rows.append(LayerRow(name.replace("layers.", ""), type(unit).__name__, out_shape, params, unit.count_macs(in_shape), field))
+        macs = unit.count_macs(in_shape)
+        rows.append(LayerRow(name.replace("layers.", ""), type(unit).__name__, out_shape, params, macs, field))
     total_params = sum(p.numel() for p in model.parameters())
     return Summary(rows, tuple(input_shape), total_params, sum(r.macs for r in rows))

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from speechconv.models.registry import build_model, list_models
-from speechconv.summary import summarize
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list registered models with parameters and MACs",
@@ -16,6 +13,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from speechconv.models.registry import build_model, list_models
+    from speechconv.summary import summarize
+
     rows = [("name", "task", "input", "params", "MACs", "description")]
     for entry in list_models():
         model = build_model(entry.name)
