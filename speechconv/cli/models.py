@@ -14,15 +14,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from speechconv.models.registry import build_model, list_models
-    from speechconv.summary import summarize
 
     rows = [("name", "task", "input", "params", "MACs", "description")]
     for entry in list_models():
         model = build_model(entry.name)
-        s = summarize(model, entry.input_shape)
-        macs = model.macs_per_second(100.0) if entry.task == "audio" else s.total_macs
+        params = sum(p.numel() for p in model.parameters())
+        macs = model.macs_per_second(100.0) if entry.task == "audio" else model.count_macs(entry.input_shape)
         unit = "/s" if entry.task == "audio" else "/image"
-        rows.append((entry.name, entry.task, "x".join(map(str, entry.input_shape)), f"{s.total_params:,}",
+        rows.append((entry.name, entry.task, "x".join(map(str, entry.input_shape)), f"{params:,}",
                      f"{macs / 1e6:,.2f}M{unit}", entry.description))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:

@@ -21,3 +21,8 @@ class ImageModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def count_macs(self, input_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates for one image of ``input_shape``, from the block math (no forward pass)."""
+        return self.features.count_macs(input_shape) + self.classifier.count_macs(
+            self.features.output_shape(input_shape))
