@@ -1,0 +1,143 @@
+"""End-to-end detection speed: streaming engine vs. a naive sliding-window rescorer (not a test).
+
+Generates an hour of 16 kHz audio (noise, tone bursts and a syllable-rate modulated harmonic signal),
+written block by block, then times
+
+(a) ``detect_file``: decode in blocks -> front-end -> model -> detector, through the streaming engine;
+(b) the naive baseline: at every output hop, rescore the last 1 s window with the same model
+    (offline; one window per call, as a live sliding-window detector runs; ``--baseline-batch``
+    scores several windows per call, an offline-only shortcut), then the same detector. It is timed
+    on an excerpt (``--baseline-seconds``) and extrapolated to the full length.
+
+Also prints the FLOP-based ideal: this CPU's achieved matmul GFLOP/s divided by the model's
+2 x MACs per second of audio (model only; the front-end is not counted).
+
+    python benchmarks/detect_speed.py [--model NAME_OR_PATH] [--hours 1] [--baseline-seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from speechconv.detect import detect_file, make_detector
+
+
+def generate_audio(path: str, seconds: float, sample_rate: int = 16000, block_seconds: float = 60.0) -> None:
+    """Write ``seconds`` of test audio to ``path`` (16-bit WAV) one block at a time."""
+    rng = np.random.default_rng(0)
+    block = int(block_seconds * sample_rate)
+    total = int(seconds * sample_rate)
+    with sf.SoundFile(path, "w", sample_rate, 1, subtype="PCM_16") as f:
+        for start in range(0, total, block):
+            n = min(block, total - start)
+            t = (start + np.arange(n)) / sample_rate
+            noise = 0.03 * rng.standard_normal(n)
+            tones = 0.2 * np.sin(2 * np.pi * 700 * t) * (np.sin(2 * np.pi * 0.3 * t) > 0.7)
+            syllables = 0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t)  # ~4 Hz, like speech
+            voiced = sum(np.sin(2 * np.pi * k * 140 * t) / k for k in range(1, 6)) * syllables * 0.1
+            voiced *= np.sin(2 * np.pi * 0.05 * t) > 0
+            f.write((noise + tones + voiced).astype(np.float32))
+
+
+def load_spotter(model: str | None):
+    from speechconv.pretrained import default_model_available, load_pretrained
+
+    if model is None and default_model_available():
+        model = "hello"
+    if model is not None and (os.path.exists(model) or model == "hello" or model.endswith(".ckpt")):
+        return load_pretrained(model), model
+    from speechconv.frontends import build_frontend
+    from speechconv.models import build_model
+    from speechconv.streaming import KeywordSpotter
+
+    name = model or "tc_resnet"
+    torch.manual_seed(0)
+    built = build_model({"name": name, "num_classes": 2})
+    frontend = build_frontend({"name": "logmel", "n_mels": getattr(built, "in_features", 40)})
+    return KeywordSpotter(frontend, built, ["_unknown_", "hello"]).eval(), f"{name} (random weights)"
+
+
+@torch.inference_mode()
+def sliding_window_baseline(spotter, wave: torch.Tensor, window_seconds: float = 1.0, batch: int = 1):
+    """Keyword score at every output hop from an offline pass over the last ``window_seconds``."""
+    window = int(window_seconds * spotter.sample_rate)
+    hop = spotter.samples_per_output
+    ends = np.arange(window, len(wave) + 1, hop)
+    scores = np.empty(len(ends))
+    k = spotter.keyword_index
+    for i in range(0, len(ends), batch):
+        stack = torch.stack([wave[e - window:e] for e in ends[i:i + batch]])
+        scores[i:i + batch] = spotter(stack)[:, k, -1].numpy()
+    times = ends / spotter.sample_rate
+    return make_detector(spotter).detect(times, scores)
+
+
+def achieved_gflops(seconds: float = 2.0, n: int = 1024) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="pretrained model or registered model name")
+    parser.add_argument("--hours", type=float, default=1.0)
+    parser.add_argument("--baseline-seconds", type=float, default=60.0)
+    parser.add_argument("--baseline-batch", type=int, default=1, help="windows per call in (b)")
+    parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--audio", default=None, help="reuse/keep the generated file at this path")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the CLI's default is 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    spotter, model_name = load_spotter(args.model)
+    seconds = args.hours * 3600
+    workdir = tempfile.mkdtemp(prefix="speechconv-bench-")
+    path = args.audio or os.path.join(workdir, "long.wav")
+    if not os.path.exists(path):
+        start = time.perf_counter()
+        generate_audio(path, seconds, spotter.sample_rate)
+        print(f"generated {seconds:.0f} s of audio in {time.perf_counter() - start:.1f} s: {path}")
+    seconds = sf.info(path).duration
+
+    start = time.perf_counter()
+    result = detect_file(spotter, path, chunk_seconds=args.chunk_seconds)
+    streaming_time = time.perf_counter() - start
+    assert result.ok, result.error
+
+    excerpt = min(args.baseline_seconds, seconds)
+    wave, _ = sf.read(path, frames=int(excerpt * spotter.sample_rate), dtype="float32")
+    start = time.perf_counter()
+    sliding_window_baseline(spotter, torch.from_numpy(wave), batch=args.baseline_batch)
+    naive_time = (time.perf_counter() - start) * seconds / excerpt
+
+    gflops = achieved_gflops()
+    macs = spotter.model.macs_per_second(spotter.frontend.frame_rate)
+    ideal = gflops * 1e9 / (2 * macs)
+
+    print(f"model: {model_name}; {sum(p.numel() for p in spotter.parameters()):,} parameters; "
+          f"{macs / 1e6:.2f} M MACs per second of audio; torch threads: {torch.get_num_threads()}")
+    print(f"audio: {seconds:.0f} s; detections: {len(result.events)}")
+    print(f"{'method':<44}{'seconds':>10}{'x real time':>14}")
+    print(f"{'(a) streaming engine, end to end':<44}{streaming_time:>10.2f}{seconds / streaming_time:>14.0f}")
+    label = f"(b) 1 s window per hop, batch {args.baseline_batch} (from {excerpt:.0f} s)"
+    print(f"{label:<44}{naive_time:>10.2f}{seconds / naive_time:>14.0f}")
+    print(f"{'FLOP ideal (model only, ' + f'{gflops:.0f} GFLOP/s matmul)':<44}"
+          f"{seconds / ideal:>10.3f}{ideal:>14.0f}")
+    print(f"speed-up (b)/(a): {naive_time / streaming_time:.1f}x "
+          f"(b extrapolated linearly from a {excerpt:.0f} s excerpt)")
+
+
+if __name__ == "__main__":
+    main()

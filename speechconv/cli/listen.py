@@ -1,0 +1,128 @@
+"""``speechconv listen``: detect the keyword live from the microphone, one line per detection.
+
+The microphone is read with ``sounddevice`` (optional extra: ``pip install speechconv[listen]``);
+any iterable of 1-D float32 chunks at the model's sample rate can stand in for it (see
+:func:`listen_stream`), which is how the tests drive it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+
+from speechconv.errors import ConfigError, SpeechconvError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "listen",
+        help="detect the keyword live from the microphone",
+        description="Detect the keyword live from the microphone (needs: pip install speechconv[listen]). "
+        "Prints one line per detection: stream time of the peak, keyword, score. Ctrl-C stops.",
+    )
+    parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                        help="pretrained model: bundled name, model directory or Lightning .ckpt (default: hello)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="T",
+                        help="score threshold in [0, 1] (default: the model's)")
+    parser.add_argument("--device", default=None, help="input device name or index (default: the system's)")
+    parser.add_argument("--block-seconds", type=float, default=0.1, metavar="S",
+                        help="audio block length; detections lag by about this much (default: 0.1)")
+    parser.set_defaults(func=run)
+
+
+def import_sounddevice():
+    try:
+        import sounddevice
+    except ImportError as err:
+        raise SpeechconvError(
+            f"listening to a microphone needs the 'sounddevice' package ({err}); "
+            "install it with: pip install speechconv[listen]"
+        ) from None
+    return sounddevice
+
+
+def microphone_blocks(
+    sample_rate: int, block_seconds: float, device: str | int | None = None
+) -> Iterator[torch.Tensor]:
+    """Mono float32 blocks from an input device, as they are recorded (until the iterator is closed)."""
+    sd = import_sounddevice()
+    blocks: queue.Queue = queue.Queue()
+
+    def on_block(indata, frames, time_info, status) -> None:
+        if status:
+            print(f"speechconv: audio input: {status}", file=sys.stderr)
+        blocks.put(indata[:, 0].copy())
+
+    try:
+        stream = sd.InputStream(samplerate=sample_rate, channels=1, dtype="float32", device=device,
+                                blocksize=max(1, int(block_seconds * sample_rate)), callback=on_block)
+    except Exception as err:  # PortAudioError, ValueError for unknown devices
+        raise SpeechconvError(f"cannot open audio input {device if device is not None else '(default)'}: {err}") \
+            from None
+    with stream:
+        while True:
+            yield torch.from_numpy(blocks.get())
+
+
+#: Where ``run`` gets its audio; tests replace it with a fake stream.
+open_input: Callable[..., Iterable[torch.Tensor]] = microphone_blocks
+
+
+def listen_stream(spotter, blocks: Iterable[torch.Tensor], detector, on_event: Callable) -> int:
+    """Feed ``blocks`` through one streaming engine and detector, calling ``on_event(event)`` as each
+    detection becomes final (and for the last one when the stream ends or is interrupted).
+    Returns the number of detections."""
+    from speechconv.streaming import StreamingEngine
+
+    engine = StreamingEngine(spotter)
+    detector.reset()
+    count = 0
+    try:
+        for block in blocks:
+            times, scores = engine.feed(torch.as_tensor(block, dtype=torch.float32).reshape(-1))
+            for event in detector.process(times, scores):
+                on_event(event)
+                count += 1
+    finally:
+        for event in detector.flush():
+            on_event(event)
+            count += 1
+    return count
+
+
+def format_live(event, keyword: str) -> str:
+    return f"{event.peak:10.3f} s  {keyword}  score={event.score:.4f}  ({event.start:.3f}-{event.end:.3f} s)"
+
+
+def run(args: argparse.Namespace) -> int:
+    from speechconv.cli.detect import resolve_model, use_one_thread_unless_configured
+    from speechconv.detect import make_detector
+    from speechconv.pretrained import load_pretrained
+
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+    if not args.block_seconds > 0:
+        raise ConfigError(f"--block-seconds must be > 0, got {args.block_seconds}")
+    use_one_thread_unless_configured()
+    spotter = load_pretrained(resolve_model(args.model))
+    detector = make_detector(spotter, {"threshold": args.threshold})
+    device = int(args.device) if isinstance(args.device, str) and args.device.isdigit() else args.device
+    blocks = open_input(spotter.sample_rate, args.block_seconds, device)
+    print(f"listening for '{spotter.keyword}' (threshold {detector.threshold:g}); Ctrl-C stops", file=sys.stderr)
+
+    def show(event) -> None:
+        print(format_live(event, spotter.keyword), flush=True)
+
+    try:
+        listen_stream(spotter, blocks, detector, show)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
+    return 0

@@ -1,0 +1,111 @@
+"""Writing detections: CSV, JSON lines and Audacity label tracks, and atomic output files.
+
+- ``csv``: header ``file,start,end,peak,score``, one row per event; times in seconds with 3 decimals,
+  score (the smoothed posterior at the peak) with 4 decimals.
+- ``jsonl``: one object per event with the same fields and precision.
+- ``audacity``: a label track, ``start<TAB>end<TAB>label`` per event (no file column, so one track
+  per input file); the label is the keyword and its score, e.g. ``hello 0.9312``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from speechconv.detect.detector import Event
+
+FORMATS = ("csv", "jsonl", "audacity")
+CSV_HEADER = ("file", "start", "end", "peak", "score")
+
+
+def event_fields(path: str, event: Event) -> dict[str, object]:
+    """The output fields of one event, rounded as printed."""
+    return {
+        "file": path,
+        "start": round(event.start, 3),
+        "end": round(event.end, 3),
+        "peak": round(event.peak, 3),
+        "score": round(event.score, 4),
+    }
+
+
+def csv_header() -> str:
+    return ",".join(CSV_HEADER) + "\n"
+
+
+def format_csv(path: str, events: list[Event]) -> str:
+    """CSV rows (without header) of one file's events; file names are quoted when needed."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for event in events:
+        writer.writerow([path, f"{event.start:.3f}", f"{event.end:.3f}", f"{event.peak:.3f}", f"{event.score:.4f}"])
+    return buffer.getvalue()
+
+
+def format_jsonl(path: str, events: list[Event]) -> str:
+    return "".join(json.dumps(event_fields(path, event)) + "\n" for event in events)
+
+
+def format_audacity(events: list[Event], keyword: str) -> str:
+    return "".join(f"{e.start:.3f}\t{e.end:.3f}\t{keyword} {e.score:.4f}\n" for e in events)
+
+
+def format_events(fmt: str, path: str, events: list[Event], keyword: str) -> str:
+    """Text for one file's events in ``fmt`` (CSV without header)."""
+    if fmt == "csv":
+        return format_csv(path, events)
+    if fmt == "jsonl":
+        return format_jsonl(path, events)
+    if fmt == "audacity":
+        return format_audacity(events, keyword)
+    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+
+
+def per_input_paths(output: str, inputs: list[str]) -> list[str]:
+    """One output path per input: ``output`` itself for one input, else ``<stem>_<input stem><ext>``.
+
+    Inputs whose stems repeat get ``_2``, ``_3``, ... so no two outputs collide; standard input is
+    called ``stdin``.
+    """
+    if len(inputs) == 1:
+        return [output]
+    stem, ext = os.path.splitext(output)
+    paths, used = [], set()
+    for name in inputs:
+        base = "stdin" if name == "-" else os.path.splitext(os.path.basename(name))[0]
+        candidate, n = f"{stem}_{base}{ext}", 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}_{base}_{n}{ext}"
+        used.add(candidate)
+        paths.append(candidate)
+    return paths
+
+
+@contextmanager
+def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
+    """Write ``path`` through a temporary file in the same folder, renamed over it on success.
+
+    If the block raises (or the process dies), ``path`` is untouched and the temporary file removed
+    (a hard kill leaves a hidden ``.<name>.*.tmp`` file, never a partial ``path``).
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
