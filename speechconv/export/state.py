@@ -1,0 +1,300 @@
+"""Streaming state of an exported step: flat ordered names, shapes, initial values and metadata.
+
+An exported step (ONNX or TorchScript) takes ``chunk`` and the state tensors as positional inputs and
+returns ``posteriors`` and the new state tensors, in the order of :attr:`StepSpec.state_names`
+(inputs ``state_in.<name>``, outputs ``state_out.<name>``). A fixed-shape step cannot start from an
+empty cache, so it starts from :meth:`KeywordSpotter.init_state_with_warmup`: the state of a stream
+that heard ``warmup_samples`` of digital silence. Times are given relative to the audio that follows
+the warm-up (see :func:`step_times`). To give the frames of a :class:`StreamingEngine` run on the
+same audio, a consumer keeps the outputs with ``stream_start_time <= time`` (earlier ones straddle
+the warm-up) and ``time + audio_end_lag <= duration`` (later ones need the zero padding of the last
+chunk); the kept outputs differ from the engine's only within one receptive field of the start,
+where the engine's layers see zero padding and the step sees features of silence.
+
+Everything a consumer needs is one JSON document (:data:`METADATA_KEY`) plus the initial state,
+stored as base64 little-endian bytes (:data:`INITIAL_STATE_KEY`), so no torch is needed to run it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from speechconv.errors import ConfigError
+
+METADATA_KEY = "speechconv"
+INITIAL_STATE_KEY = "speechconv.initial_state"
+FORMAT_VERSION = 1
+CHUNK_INPUT = "chunk"
+POSTERIORS_OUTPUT = "posteriors"
+
+
+def state_input_name(name: str) -> str:
+    return f"state_in.{name}"
+
+
+def state_output_name(name: str) -> str:
+    return f"state_out.{name}"
+
+
+@dataclass
+class StepSpec:
+    """What an exported streaming step computes, and how to drive it (all JSON-serialisable)."""
+
+    chunk_samples: int
+    sample_rate: int
+    labels: list[str]
+    keyword: str
+    keyword_index: int
+    frames_per_chunk: int
+    output_frame_period: float
+    first_output_time: float
+    stream_start_time: float
+    audio_end_lag: float
+    warmup_samples: int
+    lookahead: int
+    frame_timing: dict[str, int]
+    detector: dict[str, Any]
+    state_names: list[str]
+    state_shapes: list[list[int]]
+    state_dtypes: list[str]
+    quantization: str | None = None
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "metadata") -> StepSpec:
+        try:
+            data = json.loads(text)
+            return cls(**data)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ConfigError(f"{where}: not a speechconv streaming-step description ({err})") from None
+
+    def output_times(self, start_frame: int, n: int) -> np.ndarray:
+        """Seconds (relative to the audio after the warm-up) of the step outputs ``start_frame ..``."""
+        return step_times(self.first_output_time, self.output_frame_period, start_frame, n)
+
+
+def frame_timing(spotter) -> dict[str, int]:
+    """The integers of :meth:`KeywordSpotter.output_times`, so consumers compute bit-identical times."""
+    field = spotter.model.receptive_field()
+    return {
+        "offset": int(field.offset), "stride": int(field.stride), "size": int(field.size),
+        "hop": int(spotter.frontend.hop_length), "n_fft": int(spotter.frontend.n_fft),
+        "lookahead": int(getattr(spotter.model, "lookahead", 0)), "sample_rate": int(spotter.sample_rate),
+    }
+
+
+def stream_times(timing: dict[str, int], frames: np.ndarray) -> np.ndarray:
+    """Seconds described by stream output frames ``frames``, with the engine's arithmetic."""
+    t = np.asarray(frames, dtype=np.float64)
+    end_frame = timing["offset"] + t * timing["stride"] + timing["size"] - 1
+    hop = timing["hop"]
+    return (end_frame * hop + timing["n_fft"] - timing["lookahead"] * hop) / timing["sample_rate"]
+
+
+def step_times(first_output_time: float, period: float, start_frame: int, n: int) -> np.ndarray:
+    """``first_output_time + k * period`` for ``k = start_frame .. start_frame + n - 1``."""
+    return first_output_time + period * np.arange(start_frame, start_frame + n, dtype=np.float64)
+
+
+def flatten_state(state: dict[str, torch.Tensor], names: list[str]) -> list[torch.Tensor]:
+    """The state tensors in the order of ``names`` (every name must be present, no others)."""
+    missing = [n for n in names if n not in state]
+    unexpected = sorted(set(state) - set(names))
+    if missing or unexpected:
+        raise ConfigError(f"state does not match the exported step: missing {missing}, unexpected {unexpected}")
+    return [state[n] for n in names]
+
+
+def unflatten_state(
+    tensors: list[torch.Tensor] | tuple[torch.Tensor, ...], names: list[str]
+) -> dict[str, torch.Tensor]:
+    if len(tensors) != len(names):
+        raise ConfigError(f"expected {len(names)} state tensors, got {len(tensors)}")
+    return dict(zip(names, tensors))
+
+
+def encode_arrays(arrays: dict[str, np.ndarray]) -> str:
+    """JSON of ``{name: {dtype, shape, data (base64 of little-endian bytes)}}``."""
+    out = {}
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        out[name] = {
+            "dtype": array.dtype.name,
+            "shape": list(array.shape),
+            "data": base64.b64encode(little.tobytes()).decode("ascii"),
+        }
+    return json.dumps(out, sort_keys=True)
+
+
+def decode_arrays(text: str, where: str = "initial state") -> dict[str, np.ndarray]:
+    """Inverse of :func:`encode_arrays`."""
+    try:
+        data = json.loads(text)
+        return {
+            name: np.frombuffer(base64.b64decode(entry["data"]), dtype=np.dtype(entry["dtype"]).newbyteorder("<"))
+            .astype(entry["dtype"])
+            .reshape(entry["shape"])
+            for name, entry in data.items()
+        }
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: cannot decode the stored state tensors ({err})") from None
+
+
+# --------------------------------------------------------------------------------------------- the step
+def dft_basis(n_fft: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windowed real DFT bases ``(n_fft, n_fft // 2 + 1)`` in float64: ``X = frames @ cos - i frames @ sin``."""
+    n = torch.arange(n_fft, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    angle = 2 * torch.pi * torch.outer(n, k) / n_fft
+    window = window.to(torch.float64)[:, None]
+    return window * torch.cos(angle), window * torch.sin(angle)
+
+
+def padded_window(frontend) -> torch.Tensor:
+    """The analysis window zero-padded to ``n_fft`` in the middle, as ``torch.stft`` does."""
+    window = frontend.spectrogram.window.detach().to(torch.float64)
+    left = (frontend.n_fft - window.shape[0]) // 2
+    return torch.nn.functional.pad(window, (left, frontend.n_fft - window.shape[0] - left))
+
+
+class StreamingStep(torch.nn.Module):
+    """``(chunk (B, chunk_samples), *state) -> (posteriors (B, C, n), *new_state)`` of a spotter.
+
+    The front-end's STFT is a real matmul against a float64 DFT basis (the complex STFT does not
+    export to ONNX opset graphs); the mel filterbank is applied in float64 too, as the front-end does,
+    so the features equal the front-end's to float32 rounding. The rest is the spotter's own code.
+    """
+
+    def __init__(self, spotter, state_names: list[str], constant_state: dict[str, torch.Tensor] | None = None):
+        super().__init__()
+        frontend = spotter.frontend
+        self.spotter = spotter
+        self.state_names = list(state_names)
+        # entries that never change in the steady state (zero-size tails, skip counters of strided
+        # 1x1 shortcuts) are constants of the graph, not inputs
+        self.constant_state = dict(constant_state or {})
+        self.n_fft = int(frontend.n_fft)
+        self.hop = int(frontend.hop_length)
+        cos, sin = dft_basis(self.n_fft, padded_window(frontend))
+        self.register_buffer("dft_cos", cos, persistent=False)
+        self.register_buffer("dft_sin", sin, persistent=False)
+        mel_fb = frontend.mel_scale.fb.detach().T.to(torch.float64).contiguous()
+        self.register_buffer("mel_fb", mel_fb, persistent=False)
+
+    def mel_power(self, samples: torch.Tensor) -> torch.Tensor:
+        n_frames = (samples.shape[-1] - self.n_fft) // self.hop + 1
+        index = torch.arange(n_frames)[:, None] * self.hop + torch.arange(self.n_fft)  # a constant gather
+        frames = samples.to(torch.float64)[:, index]  # (B, T, n_fft)
+        power = (frames @ self.dft_cos) ** 2 + (frames @ self.dft_sin) ** 2  # (B, T, F)
+        return (self.mel_fb @ power.transpose(1, 2)).to(samples.dtype)  # (B, n_mels, T)
+
+    def forward(self, chunk: torch.Tensor, *state: torch.Tensor):
+        cache = unflatten_state(list(state), self.state_names)
+        cache.update(self.constant_state)
+        frontend = self.spotter.frontend
+        fe_state = {k[len("frontend."):]: v for k, v in cache.items() if k.startswith("frontend.")}
+        model_cache = {k[len("model."):]: v for k, v in cache.items() if k.startswith("model.")}
+        buf = torch.cat([fe_state.pop("samples"), chunk], dim=-1)
+        n_frames = (buf.shape[-1] - self.n_fft) // self.hop + 1
+        mel = self.mel_power(buf[:, : (n_frames - 1) * self.hop + self.n_fft])
+        features, fe_state = frontend.features_from_mel(mel, fe_state)
+        features = frontend.normalizer(features)
+        fe_state = {**fe_state, "samples": buf[:, n_frames * self.hop:]}
+        logits, model_cache = self.spotter.model(features, model_cache)
+        new_state = {f"frontend.{k}": v for k, v in fe_state.items()}
+        new_state.update({f"model.{k}": v for k, v in model_cache.items()})
+        for name in self.constant_state:
+            new_state.pop(name, None)
+        return (torch.softmax(logits, dim=1), *flatten_state(new_state, self.state_names))
+
+
+@torch.no_grad()
+def prepare_step(spotter, chunk_samples: int | None = None) -> tuple[StreamingStep, StepSpec, dict[str, torch.Tensor]]:
+    """Build the exportable step of ``spotter`` for chunks of ``chunk_samples`` (default: one output period).
+
+    Returns the step module (on CPU, eval mode, a copy: the spotter is not changed), its description
+    and the initial state. Raises :class:`ConfigError` when the spotter cannot be exported as a
+    fixed-shape step.
+    """
+    import copy
+
+    spotter = copy.deepcopy(spotter).cpu().eval()
+    if not spotter.streamable:
+        raise ConfigError("this spotter cannot stream, so its streaming step cannot be exported")
+    period = spotter.samples_per_output
+    chunk_samples = period if chunk_samples is None else int(chunk_samples)
+    if chunk_samples <= 0 or chunk_samples % period:
+        raise ConfigError(
+            f"chunk_samples must be a positive multiple of {period} (hop {spotter.frontend.hop_length} x model "
+            f"frame stride {period // int(spotter.frontend.hop_length)}), got {chunk_samples}"
+        )
+    for module in spotter.modules():  # FFT convolutions give identical numbers through the direct path
+        if getattr(module, "conv_impl", None) == "fft":
+            module.conv_impl = "direct"
+    state, warmup = spotter.init_state_with_warmup(1, chunk_samples)
+    constant = steady_constants(spotter, state, chunk_samples)
+    state = {n: v for n, v in state.items() if n not in constant}
+    names = sorted(state)
+    bad = [n for n in names if not n.startswith(("frontend.", "model."))]
+    if bad or "frontend.samples" not in names:
+        raise ConfigError(f"unexpected spotter state entries {bad or names}")
+    warm_frames = spotter.output_frames(warmup)
+    first_time = float(spotter.output_times(warm_frames, 1)[0]) - warmup / spotter.sample_rate
+    spec = StepSpec(
+        chunk_samples=chunk_samples,
+        sample_rate=spotter.sample_rate,
+        labels=list(spotter.labels),
+        keyword=spotter.keyword,
+        keyword_index=spotter.keyword_index,
+        frames_per_chunk=chunk_samples // period,
+        output_frame_period=spotter.output_period,
+        first_output_time=first_time,
+        stream_start_time=float(spotter.output_times(0, 1)[0]),
+        audio_end_lag=int(getattr(spotter.model, "lookahead", 0)) * int(spotter.frontend.hop_length)
+        / spotter.sample_rate,
+        warmup_samples=int(warmup),
+        lookahead=int(getattr(spotter.model, "lookahead", 0)),
+        frame_timing=frame_timing(spotter),
+        detector=dict(spotter.detector),
+        state_names=names,
+        state_shapes=[list(state[n].shape) for n in names],
+        state_dtypes=[str(state[n].dtype).replace("torch.", "") for n in names],
+    )
+    return StreamingStep(spotter, names, constant).eval(), spec, state
+
+
+def steady_constants(
+    spotter, state: dict[str, torch.Tensor], chunk_samples: int, steps: int = 3
+) -> dict[str, torch.Tensor]:
+    """State entries that a fixed-shape step can keep as constants: zero-size ones and skip counters.
+
+    A skip counter (a layer whose stride exceeds its window) is data-independent but could change
+    from step to step; it must stay the same over ``steps`` further steps, else export is refused.
+    """
+    constant = {n: v for n, v in state.items() if v.numel() == 0}
+    skips = {n: v for n, v in state.items() if n.endswith("_skip")}
+    probe = dict(state)
+    for _ in range(steps):
+        _, probe = spotter.forward_streaming(torch.zeros(1, chunk_samples), probe)
+        changed = [n for n, v in skips.items() if not torch.equal(probe[n], v)]
+        if changed:
+            raise ConfigError(
+                f"the skip counters {changed} change from step to step with chunks of {chunk_samples} samples; "
+                f"use a multiple of the model's total stride"
+            )
+    return {**constant, **skips}
+
+
+def initial_state_json(state: dict[str, torch.Tensor]) -> str:
+    return encode_arrays({k: v.detach().cpu().numpy() for k, v in state.items()})
