@@ -61,7 +61,10 @@ def load_spotter(model: str | None):
     torch.manual_seed(0)
     built = build_model({"name": name, "num_classes": 2})
     frontend = build_frontend({"name": "logmel", "n_mels": getattr(built, "in_features", 40)})
-    return KeywordSpotter(frontend, built, ["_unknown_", "hello"]).eval(), f"{name} (random weights)"
+    from speechconv.blocks.fuse import fold_batch_norm
+
+    spotter = fold_batch_norm(KeywordSpotter(frontend, built, ["_unknown_", "hello"]).eval())
+    return spotter, f"{name} (random weights)"
 
 
 @torch.inference_mode()

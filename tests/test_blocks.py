@@ -202,3 +202,22 @@ def test_inspect_lenet5_prints_total():
                          capture_output=True, text=True, check=True).stdout
     assert "total parameters: 61,706" in out
     assert "6x14x14" in out and "16x5x5" in out
+
+
+def test_fold_batch_norm_keeps_outputs():
+    from speechconv.blocks.fuse import fold_batch_norm
+
+    torch.manual_seed(8)
+    net = StreamingSequential(ConvPool1d(4, 8, 3, batch_norm=True), ConvPool1d(8, 6, 5, dilation=2, batch_norm=True))
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    x = torch.randn(2, 4, 50)
+    before = net.infer(x)
+    fold_batch_norm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
+    assert (net.infer(x) - before).abs().max() < 1e-5

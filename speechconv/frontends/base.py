@@ -182,7 +182,7 @@ class SpectrogramFrontend(nn.Module):
             win_length=win_length,
             hop_length=hop_length,
             window_fn=WINDOWS[window],
-            power=2.0,
+            power=None,  # complex; the power is re^2 + im^2 (much faster than abs().pow(2) on CPU)
             center=False,
         )
         self.mel_scale = torchaudio.transforms.MelScale(
@@ -250,7 +250,8 @@ class SpectrogramFrontend(nn.Module):
             return wave.new_zeros(wave.shape[0], self.n_mels, 0)
         used = (frames - 1) * self.hop_length + self.n_fft
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            power = self.spectrogram(wave[:, :used])
+            spec = self.spectrogram(wave[:, :used])
+            power = spec.real.square() + spec.imag.square()
             return frame_matmul(self.mel_scale.fb.T, power)
 
     def features_from_mel(self, mel: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:

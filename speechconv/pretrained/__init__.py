@@ -118,8 +118,15 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     raise ConfigError(f"{text}: no such model directory or file")
 
 
-def load_pretrained(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, device: str | torch.device = "cpu"):
-    """Load a :class:`~speechconv.streaming.KeywordSpotter` (eval mode) from a directory, name or ``.ckpt``."""
+def load_pretrained(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, device: str | torch.device = "cpu",
+                    fold_bn: bool = True):
+    """Load a :class:`~speechconv.streaming.KeywordSpotter` (eval mode) from a directory, name or ``.ckpt``.
+
+    With ``fold_bn`` (the default, for inference) batch norms are folded into their convolutions: the same
+    numbers with fewer operations. Pass ``fold_bn=False`` to get the trained layers as they are.
+    """
+    from speechconv.blocks.fuse import fold_batch_norm
+
     path = resolve(name_or_path)
     if path.is_file():
         if path.suffix != ".ckpt":
@@ -127,7 +134,8 @@ def load_pretrained(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, device
         spotter = _load_checkpoint(path)
     else:
         spotter = _load_directory(path)
-    return spotter.to(device).eval()
+    spotter = spotter.to(device).eval()
+    return fold_batch_norm(spotter) if fold_bn else spotter
 
 
 def _load_directory(path: Path):

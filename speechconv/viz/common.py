@@ -82,7 +82,7 @@ def load_viz_model(spec: str, frontend: dict[str, Any] | None = None) -> VizMode
     except ImportError:  # pragma: no cover - the pretrained package ships with speechconv
         raise ConfigError(f"{spec}: not a registered model name or a .ckpt file") from None
     try:
-        spotter = load_pretrained(spec)
+        spotter = load_pretrained(spec, fold_bn=False)
     except ConfigError as err:
         known = ", ".join(sorted(MODELS))
         raise ConfigError(f"{err} (nor a registered model name: {known})") from None
