@@ -64,6 +64,7 @@ def build_spotter(config: dict[str, Any], where: str = "config"):
         # a training config may leave the model's input and output sizes to the front-end and labels
         model_config = {"in_features": frontend.n_features, "num_classes": len(labels), **dict(config["model"])}
         model = build_model(model_config)
+        model.config = dict(config["model"])  # record the config as given
         return KeywordSpotter(frontend, model, list(labels), config.get("detector"), config.get("keyword"))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
