@@ -12,9 +12,16 @@ from speechconv.errors import SpeechconvError
 
 # Order here is the order in `speechconv --help`.
 SUBCOMMANDS = [
+    "detect",
+    "listen",
     "info",
     "inspect",
     "models",
+    "viz",
+    "train",
+    "synth",
+    "evalstream",
+    "export",
 ]
 
 

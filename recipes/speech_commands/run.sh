@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Google Speech Commands, standard 12-class task.
+#   recipes/speech_commands/run.sh SC_ROOT [ds_cnn|tc_resnet] [LightningCLI overrides]
+# Run from the project root. SC_ROOT is an extracted speech_commands_v0.01 or v0.02 folder.
+set -euo pipefail
+root=${1:?usage: recipes/speech_commands/run.sh SC_ROOT [ds_cnn|tc_resnet] [overrides]}
+model=${2:-ds_cnn}
+shift $(( $# >= 2 ? 2 : 1 ))
+python recipes/speech_commands/prepare.py "$root" --out runs/speech_commands/data
+start=$(date +%s)
+speechconv train fit --config "conf/speech_commands_${model}.yaml" "$@"
+echo "recipe: speech_commands_${model} took $(( $(date +%s) - start )) s"

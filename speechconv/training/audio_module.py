@@ -1,0 +1,203 @@
+"""LightningModule for keyword spotting: front-end + audio model (+ softmax) built from config.
+
+Everything the module needs is in its constructor arguments (NeMo style), saved as hyper-parameters,
+so a ``.ckpt`` alone rebuilds it: ``AudioClassifier.load_from_checkpoint(path).spotter`` is a ready
+:class:`~speechconv.streaming.engine.KeywordSpotter` (checkpoint keys ``spotter.frontend.*``,
+``spotter.model.*``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from speechconv.errors import ConfigError
+from speechconv.frontends import build_frontend
+from speechconv.models.registry import build_model
+from speechconv.streaming.engine import BACKGROUND_LABELS, KeywordSpotter
+from speechconv.training.confusion import confusion_matrix, save_confusion
+from speechconv.training.losses import clip_logits, frame_targets, max_pool_loss
+from speechconv.training.optim import configure
+from speechconv.training.state import RngCheckpointMixin
+
+LOSSES = ("ce", "max_pool", "frame_ce")
+
+
+class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
+    """Trains a :class:`KeywordSpotter` on clips (batches from the audio data modules).
+
+    Parameters
+    ----------
+    frontend:
+        Front-end config, e.g. ``{"name": "logmel", "n_mels": 40}``.
+    model:
+        Registry config, e.g. ``{"name": "tc_resnet"}``; ``in_features`` and ``num_classes`` default
+        to the front-end's feature count and ``len(labels)``.
+    labels:
+        Class names in output order.
+    loss:
+        ``"ce"``: cross-entropy on clip logits pooled over time with ``clip_pool``; ``"max_pool"``:
+        the wekws max-pooling loss (keyword clips on their best frame, background clips on their
+        worst); ``"frame_ce"``: per-frame cross-entropy against targets built from the event span
+        of each clip (frames inside the span get the clip label, the others the first background class).
+    target:
+        ``"clip"`` or ``"frame"`` (``"frame"`` with ``loss="ce"`` means ``"frame_ce"``).
+    clip_pool:
+        ``"max"``, ``"mean"`` or ``"last"``: how ``ce`` pools frame logits into clip logits.
+    background:
+        Labels that are not keywords (default: the labels in ``BACKGROUND_LABELS``, e.g. ``_silence_``).
+    frame_tolerance:
+        Seconds around the event span that still count as the event for frame targets.
+    detector, keyword:
+        Detector defaults and keyword label stored with the spotter (for model cards and ``detect``).
+    optimizer, scheduler:
+        See :mod:`speechconv.training.optim`; ``plateau`` monitors ``val/loss``.
+    specaugment:
+        Feature augmentation config (``{"name": "specaugment", ...}`` or a list), training only.
+    """
+
+    def __init__(
+        self,
+        frontend: dict[str, Any],
+        model: dict[str, Any],
+        labels: list[str],
+        loss: str = "ce",
+        target: str = "clip",
+        clip_pool: str = "max",
+        background: list[str] | None = None,
+        frame_tolerance: float = 0.05,
+        label_smoothing: float = 0.0,
+        detector: dict[str, Any] | None = None,
+        keyword: str | None = None,
+        optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        specaugment: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if target == "frame" and loss == "ce":
+            loss = "frame_ce"
+        if loss not in LOSSES:
+            raise ConfigError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
+        if target not in ("clip", "frame"):
+            raise ConfigError(f"target must be 'clip' or 'frame', got {target!r}")
+        labels = [str(label) for label in labels]
+        if len(set(labels)) != len(labels) or len(labels) < 2:
+            raise ConfigError(f"labels must be at least two distinct names, got {labels}")
+        front = build_frontend(dict(frontend))
+        model_config = {"in_features": front.n_features, "num_classes": len(labels), **dict(model)}
+        self.spotter = KeywordSpotter(front, build_model(model_config), labels, detector, keyword)
+        background = [b for b in labels if b.lower() in BACKGROUND_LABELS] if background is None else background
+        unknown = sorted(set(background) - set(labels))
+        if unknown:
+            raise ConfigError(f"background labels {unknown} are not among the labels {labels}")
+        self.labels = labels
+        self.background = [labels.index(b) for b in background]
+        if loss == "frame_ce" and not self.background:
+            raise ConfigError("frame targets need a background label (e.g. '_background_') for frames outside events")
+        self.loss_name, self.clip_pool, self.label_smoothing = loss, clip_pool, label_smoothing
+        self.frame_tolerance = frame_tolerance
+        self.optimizer_config = optimizer or {"name": "adam", "lr": 1e-3}
+        self.scheduler_config = scheduler
+        self.feature_augment = None
+        if specaugment:
+            from speechconv.data.augment import build_feature_augment
+
+            entries = specaugment if isinstance(specaugment, list) else [specaugment]
+            self.feature_augment = build_feature_augment([{"name": "specaugment", **e} if "name" not in e else e
+                                                          for e in entries])
+        self._confusion: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ computation
+    @property
+    def frontend(self):
+        return self.spotter.frontend
+
+    @property
+    def model(self):
+        return self.spotter.model
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Frame logits ``(B, C, frames)`` of waveforms ``(B, samples)``."""
+        features = self.frontend(wave)
+        if self.training and self.feature_augment is not None:
+            features = self.feature_augment(features)
+        logits, _ = self.model(features)
+        return logits
+
+    def frame_times(self, frames: int, device: torch.device) -> torch.Tensor:
+        """Sample index (end of the audio) that each output frame describes."""
+        times = torch.as_tensor(self.spotter.output_times(0, frames), dtype=torch.float32, device=device)
+        return times * self.spotter.sample_rate
+
+    def compute_loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        labels = batch["label"]
+        if self.loss_name == "max_pool":
+            return max_pool_loss(logits, labels, self.background)
+        if self.loss_name == "frame_ce":
+            times = self.frame_times(logits.shape[-1], logits.device)
+            tolerance = self.frame_tolerance * self.spotter.sample_rate
+            targets = frame_targets(labels, batch["start"].float(), batch["end"].float(), times,
+                                    self.background[0], tolerance)
+            is_background = torch.isin(labels, torch.as_tensor(self.background, device=labels.device))
+            targets[is_background] = labels[is_background, None]
+            return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+        smoothing = self.label_smoothing if self.training else 0.0
+        return F.cross_entropy(clip_logits(logits, self.clip_pool), labels, label_smoothing=smoothing)
+
+    def clip_scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """One score per class and clip, matching the loss: pooled logits for ``ce``; for the frame
+        losses, the best-frame posterior of keyword classes and worst-frame posterior of background ones."""
+        if self.loss_name == "ce":
+            return clip_logits(logits, self.clip_pool)
+        posteriors = torch.softmax(logits, dim=1)
+        scores = posteriors.amax(dim=-1)
+        if self.background:
+            scores[:, self.background] = posteriors[:, self.background].amin(dim=-1)
+        return scores
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
+        logits = self(batch["wave"])
+        loss = self.compute_loss(logits, batch)
+        predictions = self.clip_scores(logits).argmax(dim=1)
+        labels = batch["label"]
+        accuracy = (predictions == labels).float().mean()
+        size = len(labels)
+        on_step = split == "train"
+        self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size,
+                 sync_dist=not on_step)
+        self.log(f"{split}/acc", accuracy, prog_bar=split != "train", on_step=False, on_epoch=True,
+                 batch_size=size, sync_dist=True)
+        if split != "train" and self._confusion is not None:
+            self._confusion += confusion_matrix(labels, predictions, len(self.labels)).to(self._confusion)
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self.spotter(batch["wave"])
+
+    def on_test_epoch_start(self) -> None:
+        self._confusion = torch.zeros(len(self.labels), len(self.labels), dtype=torch.long, device=self.device)
+
+    def on_test_epoch_end(self) -> None:
+        confusion = self.trainer.strategy.reduce(self._confusion, reduce_op="sum")
+        self._confusion = None
+        if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            folder = Path(self.trainer.log_dir or self.trainer.default_root_dir)
+            save_confusion(confusion.cpu(), self.labels, folder / "confusion_test")
+
+    def configure_optimizers(self):
+        return configure(self, self.optimizer_config, self.scheduler_config)

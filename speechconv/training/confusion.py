@@ -1,0 +1,51 @@
+"""Confusion matrices: counting, and saving as JSON + a PNG heat map."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(C, C)`` counts; row = true class, column = predicted class."""
+    index = labels.long() * num_classes + predictions.long()
+    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def save_confusion(matrix: torch.Tensor, names: Sequence[str], stem: str | Path, title: str = "") -> Path:
+    """Write ``stem.json`` (names, counts, accuracy) and ``stem.png``; returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    counts = matrix.long()
+    total = int(counts.sum())
+    accuracy = float(counts.diag().sum()) / max(total, 1)
+    stem.with_suffix(".json").write_text(json.dumps(
+        {"labels": list(names), "matrix": counts.tolist(), "accuracy": accuracy, "total": total}, indent=1))
+    rates = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
+    size = max(4.0, 0.5 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {accuracy:.2%} ({total} clips)")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            value = int(counts[i, j])
+            if value:
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=8,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    png = stem.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    return png
