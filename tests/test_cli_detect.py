@@ -20,7 +20,7 @@ from speechconv.cli.main import main
 from speechconv.detect import detect_file
 from speechconv.frontends import build_frontend
 from speechconv.models import build_model
-from speechconv.pretrained import default_model_available, save_pretrained
+from speechconv.pretrained import default_model_available, load_pretrained, save_pretrained
 from speechconv.streaming import KeywordSpotter
 
 SR = 16000
@@ -49,7 +49,8 @@ def setup(tmp_path_factory):
     spotter.detector["threshold"] = round(float(np.median(scores)), 4)
     save_pretrained(spotter, root / "model")
     (root / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
-    expected = {name: detect_file(spotter, str(root / name)).events for name in waves}
+    loaded = load_pretrained(str(root / "model"))  # as the CLI loads it (batch norm folded)
+    expected = {name: detect_file(loaded, str(root / name)).events for name in waves}
     return root, spotter, expected
 
 
