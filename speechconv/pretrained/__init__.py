@@ -160,21 +160,30 @@ def _load_directory(path: Path):
     return spotter
 
 
-def _load_checkpoint(path: Path):
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(hyper_parameters, state_dict) of a Lightning checkpoint, read weights-only (nothing is unpickled)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types
         raise ConfigError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
-    hparams = checkpoint.get("hyper_parameters") or {}
+    return dict(checkpoint.get("hyper_parameters") or {}), checkpoint["state_dict"]
+
+
+def load_prefixed_state(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: str) -> None:
+    """Load the entries of ``state`` under ``prefix`` (e.g. ``"spotter."``) into ``module``, strictly."""
+    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not weights:
+        raise ConfigError(f"{where}: no '{prefix}*' weights in the checkpoint's state_dict")
+    _load_state(module, weights, where)
+
+
+def _load_checkpoint(path: Path):
+    hparams, state = read_checkpoint(path)
     config = {key: hparams[key] for key in ("frontend", "model", "labels", "detector", "keyword") if key in hparams}
     spotter = build_spotter(config, f"{path} (hyper_parameters)")
-    prefix = "spotter."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    if not state:
-        raise ConfigError(f"{path}: no 'spotter.*' weights in the checkpoint's state_dict")
-    _load_state(spotter, state, str(path))
+    load_prefixed_state(spotter, state, "spotter.", str(path))
     return spotter
 
 
@@ -188,6 +197,8 @@ def _load_state(spotter, state: dict[str, torch.Tensor], where: str) -> None:
 
 
 __all__ = [
+    "load_prefixed_state",
+    "read_checkpoint",
     "CARD_FILE",
     "CONFIG_FILE",
     "DEFAULT_MODEL",

@@ -98,43 +98,18 @@ def _audio(model: nn.Module, front: nn.Module, labels: list[str], keyword_index:
 def _from_checkpoint(path: Path) -> VizModel:
     """A Lightning checkpoint of :mod:`speechconv.training` (audio: ``spotter.*``; image: ``model.*``)."""
     from speechconv.models.registry import build_model, get_entry
+    from speechconv.pretrained import load_prefixed_state, load_pretrained, read_checkpoint
 
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors have many types
-        raise ConfigError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise ConfigError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
-    hparams = dict(checkpoint.get("hyper_parameters") or {})
-    state = checkpoint["state_dict"]
+    hparams, state = read_checkpoint(path)
     if not isinstance(hparams.get("model"), dict):
         raise ConfigError(f"{path}: the checkpoint's hyper_parameters hold no 'model' config")
     if "frontend" in hparams:
-        from speechconv.frontends import build_frontend
-        from speechconv.streaming.engine import KeywordSpotter
-
-        labels = [str(label) for label in hparams.get("labels") or []]
-        if len(labels) < 2:
-            raise ConfigError(f"{path}: the checkpoint's hyper_parameters hold no 'labels'")
-        front = build_frontend(dict(hparams["frontend"]))
-        config = {"in_features": front.n_features, "num_classes": len(labels), **dict(hparams["model"])}
-        module = KeywordSpotter(front, build_model(config), labels, hparams.get("detector"), hparams.get("keyword"))
-        _load_state(module, state, "spotter.", path)
-        return _audio(module.model.eval(), module.frontend.eval(), labels, module.keyword_index, str(path))
+        spotter = load_pretrained(path, fold_bn=False)
+        return _audio(spotter.model.eval(), spotter.frontend.eval(), list(spotter.labels), spotter.keyword_index,
+                      str(path))
     model = build_model(dict(hparams["model"]))
-    _load_state(model, state, "model.", path)
+    load_prefixed_state(model, state, "model.", str(path))
     return VizModel(model.eval(), "image", str(path), input_shape=get_entry(model.config["name"]).input_shape)
-
-
-def _load_state(module: nn.Module, state: dict[str, torch.Tensor], prefix: str, path: Path) -> None:
-    weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    if not weights:
-        raise ConfigError(f"{path}: no '{prefix}*' weights in the checkpoint's state_dict")
-    try:
-        module.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        lines = str(err).strip().splitlines()
-        raise ConfigError(f"{path}: weights do not match the config ({' '.join(lines[1:3]) or lines[0]})") from None
 
 
 # --- units --------------------------------------------------------------------------------------
