@@ -20,6 +20,7 @@ from speechconv.audio.io import (
     check_sample_rate,
     clip_unit,
     downmix,
+    is_pcm16,
     make_resampler,
     open_audio,
     read_frames,
@@ -50,16 +51,20 @@ def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterat
 
     with open_audio(path) as (name, f):
         in_rate = int(f.samplerate)
-        buffer = np.empty((max(1, round(block_seconds * in_rate)), f.channels), dtype=np.float32)  # reused
+        read_size = max(1, round(block_seconds * in_rate))
         resampler = make_resampler(in_rate, sample_rate) if in_rate != sample_rate else None
-        out = _Rechunker(max(1, round(block_seconds * sample_rate)))
+        # 16-bit PCM is finite and within [-1, 1): no NaN check, and no clipping unless resampled.
+        pcm16 = is_pcm16(f)
+        out = _Rechunker(max(1, round(block_seconds * sample_rate)), clip=not pcm16 or resampler is not None)
         offset = 0
         while True:
-            frames = read_frames(name, f, len(buffer), out=buffer)
+            # A fresh array per read: without resampling, a chunk is handed on without a copy.
+            frames = read_frames(name, f, read_size)
             if len(frames) == 0:
                 break
-            mono = downmix(frames)
-            check_finite(name, mono, in_rate, offset)
+            mono = downmix(frames, copy=False)
+            if not pcm16:
+                check_finite(name, mono, in_rate, offset)
             offset += len(mono)
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=False)
@@ -81,12 +86,20 @@ class _Rechunker:
     soxr emits output in its own internal block sizes; this keeps the chunk contract simple.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, clip: bool = True) -> None:
         self.size = size
+        self.clip = clip
         self._pending: list[np.ndarray] = []
         self._count = 0
 
+    def _finish(self, chunk: np.ndarray) -> np.ndarray:
+        return clip_unit(chunk) if self.clip else chunk
+
     def push(self, samples: np.ndarray) -> Iterator[np.ndarray]:
+        """Pushed arrays are handed on (possibly without a copy): the caller must not reuse them."""
+        if not self._pending and len(samples) == self.size:  # the common case: a whole chunk, no copy
+            yield self._finish(np.ascontiguousarray(samples, dtype=np.float32))
+            return
         if len(samples):
             self._pending.append(np.asarray(samples, dtype=np.float32))
             self._count += len(samples)
@@ -95,11 +108,11 @@ class _Rechunker:
             chunk, rest = joined[: self.size], joined[self.size :]
             self._pending = [rest] if len(rest) else []
             self._count = len(rest)
-            yield clip_unit(np.array(chunk, dtype=np.float32))
+            yield self._finish(np.array(chunk, dtype=np.float32))
 
     def flush(self) -> np.ndarray | None:
         if not self._count:
             return None
-        chunk = clip_unit(np.concatenate(self._pending).astype(np.float32, copy=True))
+        chunk = self._finish(np.concatenate(self._pending).astype(np.float32, copy=True))
         self._pending, self._count = [], 0
         return chunk

@@ -13,7 +13,10 @@ Mel power
 ``librosa.feature.melspectrogram(center=False, power=2.0)`` with librosa's defaults
 (``htk=False``, ``norm="slaney"``); the periodic torch windows equal librosa's ``fftbins=True`` ones.
 The filterbank product (and MFCC's DCT) is accumulated in float64 and rounded to float32, so a frame's
-features do not depend on how many frames are computed together (see :func:`frame_matmul`).
+features do not depend on how many frames are computed together (see :func:`frame_matmul`). The mel
+filterbank is banded (each band covers a few FFT bins), so it is applied as a few dense products over
+consecutive bands and only the bins they cover (:func:`band_groups`, :func:`banded_matmul`): about a
+fifth of the dense product's work, with the same float64 sums of the same nonzero terms.
 
 Streaming
 ---------
@@ -65,6 +68,63 @@ def frame_matmul(matrix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     if frames.device.type == "mps":
         return torch.matmul(matrix, frames)
     return torch.matmul(matrix.double(), frames.double()).to(frames.dtype)
+
+
+def band_groups(matrix: torch.Tensor, overhead: int = 256) -> list[tuple[int, int, int, int]]:
+    """Split the rows of a banded ``(out, in)`` matrix into groups of consecutive rows for :func:`banded_matmul`.
+
+    Returns ``(first_row, end_row, first_col, end_col)`` per group: the group's rows are zero outside
+    columns ``[first_col, end_col)``. Groups minimise the multiply-adds per frame plus ``overhead`` per
+    group (a product's fixed cost), by dynamic programming over the row boundaries.
+    """
+    nonzero = matrix != 0
+    rows = matrix.shape[0]
+    starts, ends = [], []
+    for row in nonzero:
+        cols = torch.nonzero(row).flatten()
+        starts.append(int(cols[0]) if len(cols) else 0)
+        ends.append(int(cols[-1]) + 1 if len(cols) else 0)
+    best = [0] + [math.inf] * rows
+    cut = [0] * (rows + 1)
+    for end in range(1, rows + 1):
+        for first in range(end):
+            lo, hi = min(starts[first:end]), max(ends[first:end])
+            cost = best[first] + max(hi - lo, 0) * (end - first) + overhead
+            if cost < best[end]:
+                best[end], cut[end] = cost, first
+    groups, end = [], rows
+    while end > 0:
+        first = cut[end]
+        lo, hi = min(starts[first:end]), max(ends[first:end])
+        groups.append((first, end, lo, max(hi, lo)))
+        end = first
+    return groups[::-1]
+
+
+def banded_matmul(
+    matrix: torch.Tensor, frames: torch.Tensor, groups: Sequence[tuple[int, int, int, int]]
+) -> torch.Tensor:
+    """:func:`frame_matmul` for a banded ``matrix`` split by :func:`band_groups`: same float64 sums, less work.
+
+    Each group's rows are a float64 product over the group's columns only (the skipped terms are
+    exact zeros), so a frame's result is independent of T as with :func:`frame_matmul`.
+    """
+    if frames.device.type == "mps":
+        return torch.matmul(matrix, frames)
+    matrix64, frames64 = matrix.double(), frames.double()
+    out = frames64.new_empty(frames.shape[:-2] + (matrix.shape[0], frames.shape[-1]))
+    flat_frames = frames64.reshape(-1, *frames.shape[-2:])
+    flat_out = out.view(-1, *out.shape[-2:])
+    for b in range(flat_frames.shape[0]):
+        for first, end, lo, hi in groups:
+            torch.mm(matrix64[first:end, lo:hi], flat_frames[b, lo:hi], out=flat_out[b, first:end])
+    return out.to(frames.dtype)
+
+
+def spectral_power(spec: torch.Tensor) -> torch.Tensor:
+    """``re^2 + im^2`` of a complex spectrogram (the same float32 operations, one pass over the pairs)."""
+    squares = torch.view_as_real(spec).square()
+    return squares[..., 0] + squares[..., 1]
 
 
 def steady_tail_length(n_fft: int, hop_length: int) -> int:
@@ -194,6 +254,7 @@ class SpectrogramFrontend(nn.Module):
             norm="slaney",
             mel_scale="slaney",
         )
+        self.mel_groups = band_groups(self.mel_scale.fb.T)
         self.normalizer = FeatureNormalizer(n_features, normalization, global_mean, global_std)
 
     # ------------------------------------------------------------------ description
@@ -251,8 +312,7 @@ class SpectrogramFrontend(nn.Module):
         used = (frames - 1) * self.hop_length + self.n_fft
         with torch.autocast(device_type=wave.device.type, enabled=False):
             spec = self.spectrogram(wave[:, :used])
-            power = spec.real.square() + spec.imag.square()
-            return frame_matmul(self.mel_scale.fb.T, power)
+            return banded_matmul(self.mel_scale.fb.T, spectral_power(spec), self.mel_groups)
 
     def features_from_mel(self, mel: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
         """Map mel power ``(B, n_mels, t)`` to features ``(B, n_features, t)``.
