@@ -47,11 +47,11 @@ class _LoaderMixin:
         sampler = EpochSampler(dataset, shuffle=True, seed=self.seed, num_replicas=replicas, rank=rank,
                                epoch_fn=epoch_fn)
         return ResumableDataLoader(dataset, sampler, batch_size=self.batch_size, num_workers=self.num_workers,
-                                   generator=self._generator())
+                                   persistent_workers=self.num_workers > 0, generator=self._generator())
 
     def _eval_loader(self, dataset: Dataset) -> DataLoader:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
-                          generator=self._generator())
+                          persistent_workers=self.num_workers > 0, generator=self._generator())
 
     def _generator(self) -> torch.Generator:
         # Loaders draw their worker seeds from their own generator, never from the global one, so the
