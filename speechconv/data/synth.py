@@ -236,7 +236,7 @@ def synthesize_corpus(
         raise SpeechconvError("keyword is empty")
     if n_positive < 0 or n_negative < 0 or n_positive + n_negative == 0:
         raise SpeechconvError("need a positive number of clips (--n / --negatives)")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # absolute clip paths: the manifest stores them relative to itself
     out_dir.mkdir(parents=True, exist_ok=True)
     log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
     usable = resolve_engines(engines, log)
