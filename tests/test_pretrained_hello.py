@@ -1,0 +1,103 @@
+"""The bundled "hello" model and its example recording.
+
+* ``speechconv detect`` without ``--model`` (the bundled default) finds every "hello" of the bundled
+  example within 0.5 s of its ground-truth span and reports nothing else;
+* the model directory is at most 1 MB, its weights are safetensors (no pickle), its config builds
+  the spotter, and the example is 16 kHz mono PCM_16.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from speechconv.cli.main import main
+from speechconv.pretrained import CONFIG_FILE, WEIGHTS_FILE, bundled_path, load_pretrained
+
+MODEL_DIR = bundled_path("hello")
+EXAMPLES = MODEL_DIR.parent / "examples"
+EXAMPLE_WAV, EXAMPLE_CSV = EXAMPLES / "hello_example.wav", EXAMPLES / "hello_example.csv"
+TOLERANCE_S = 0.5
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / CONFIG_FILE).is_file(), reason="bundled hello model missing")
+
+
+def ground_truth(label: str = "hello") -> list[tuple[float, float]]:
+    with open(EXAMPLE_CSV, newline="") as handle:
+        return [(float(r["start"]), float(r["end"])) for r in csv.DictReader(handle) if r["label"] == label]
+
+
+def detect_csv(capsys, *args: str) -> list[dict]:
+    code = main(["detect", *args])
+    out = capsys.readouterr().out
+    assert code == 0
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def test_detect_default_model_finds_every_hello_and_nothing_else(capsys):
+    truth = ground_truth()
+    assert 3 <= len(truth) <= 5
+    rows = detect_csv(capsys, str(EXAMPLE_WAV))
+    events = [(float(r["start"]), float(r["end"]), float(r["peak"])) for r in rows]
+    assert len(events) == len(truth), f"detections {events} vs ground truth {truth}"
+    for (true_start, true_end), (start, end, peak) in zip(truth, sorted(events)):
+        # the detection's peak lies within 0.5 s of the spoken phrase
+        assert true_start - TOLERANCE_S <= peak <= true_end + TOLERANCE_S, (truth, events)
+        assert start <= peak <= end
+
+
+def test_detect_is_chunk_size_independent(capsys):
+    whole = detect_csv(capsys, str(EXAMPLE_WAV), "--chunk-seconds", "30")
+    pieces = detect_csv(capsys, str(EXAMPLE_WAV), "--chunk-seconds", "0.37")
+    assert whole == pieces
+
+
+def test_bundle_is_small_and_loads_without_pickle():
+    files = [p for p in MODEL_DIR.iterdir() if p.is_file()]
+    assert {CONFIG_FILE, WEIGHTS_FILE, "README.md"} <= {p.name for p in files}
+    assert sum(p.stat().st_size for p in files) <= 1_000_000
+    # safetensors is a JSON header plus raw tensors: it cannot execute code on load
+    from safetensors.torch import load_file
+
+    state = load_file(str(MODEL_DIR / WEIGHTS_FILE))
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    spotter = load_pretrained("hello", fold_bn=False)  # the layers as trained, as saved
+    assert set(spotter.state_dict()) == set(state)
+    for name, tensor in spotter.state_dict().items():
+        assert torch.equal(tensor, state[name])
+    # inference loading folds batch norms into the convolutions: same outputs
+    wave = torch.randn(1, 16000) * 0.1
+    with torch.inference_mode():
+        torch.testing.assert_close(load_pretrained("hello")(wave), spotter(wave), atol=1e-4, rtol=1e-4)
+    config = yaml.safe_load((MODEL_DIR / CONFIG_FILE).read_text())
+    assert config["keyword"] == "hello" and config["labels"] == spotter.labels
+    assert {"threshold", "smoothing_frames", "merge_seconds", "refractory_seconds"} <= set(config["detector"])
+
+
+def test_bundled_model_is_fast_and_small():
+    spotter = load_pretrained("hello")
+    frame_rate = spotter.sample_rate / spotter.frontend.hop_length
+    assert spotter.model.macs_per_second(frame_rate) <= 3_000_000
+    assert spotter.model.num_parameters() <= 150_000
+
+
+def test_example_recording_format():
+    info = sf.info(str(EXAMPLE_WAV))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert 15.0 <= info.duration <= 25.0
+    assert EXAMPLE_WAV.stat().st_size < 1_000_000
+    spans = ground_truth() + ground_truth("speech")
+    assert all(0 <= s < e <= info.duration for s, e in spans)
+
+
+def test_model_card_states_data_and_limits():
+    card = (MODEL_DIR / "README.md").read_text()
+    for needed in ("CC BY 4.0", "Apache", "synthetic", "false-reject", "per hour"):
+        assert needed.lower() in card.lower(), needed
+    assert Path(EXAMPLE_CSV).is_file()
