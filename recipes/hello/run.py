@@ -212,6 +212,7 @@ def stage_evaluate(args) -> None:
     det = ev.sweep(*test, options, smoothing=(chosen.smoothing_frames,))
     det_raw = ev.sweep(*test, options, smoothing=(1,)) if chosen.smoothing_frames != 1 else det
     results.update({
+        "dev_target_fa_per_hour": args.target_fa,
         "dev_operating_point": chosen,
         "test_at_dev_point": on_test,
         "test_frr_at_0.5_fa_per_hour": ev.frr_at(det, 0.5),
@@ -301,6 +302,9 @@ def model_card(spotter, results: dict, args) -> str:
         "table": results_table(results),
         "test_hours": f"{results['streams_hours']['test_negatives'] + results['streams_hours']['test_keywords']:.2f}",
         "test_keywords": str(results["test_keywords"]),
+        "target_fa": f"{results.get('dev_target_fa_per_hour', 0.5):g}",
+        "test_found": f"{100 * (1 - results['test_at_dev_point']['frr']):.0f}%",
+        "test_fa": f"{results['test_at_dev_point']['fa_per_hour']:.2f}",
     }
     for key, value in fields.items():
         template = template.replace("{" + key + "}", value)
