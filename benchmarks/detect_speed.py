@@ -27,6 +27,7 @@ import soundfile as sf
 import torch
 
 from speechconv.detect import detect_file, make_detector
+from speechconv.detect.runner import DEFAULT_CHUNK_SECONDS
 
 
 def generate_audio(path: str, seconds: float, sample_rate: int = 16000, block_seconds: float = 60.0) -> None:
@@ -98,9 +99,11 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--baseline-seconds", type=float, default=60.0)
     parser.add_argument("--baseline-batch", type=int, default=1, help="windows per call in (b)")
-    parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
+                        help="block length (default: the CLI's)")
     parser.add_argument("--audio", default=None, help="reuse/keep the generated file at this path")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the CLI's default is 1)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="torch threads (default: all cores, as the CLI with one worker)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -49,8 +49,8 @@ def main() -> None:
             if k > side:
                 break
             w = torch.randn((args.channels, args.channels) + (k,) * args.nd)
-            t_direct = best_time(lambda: direct_conv(x, w), args.repeats)
-            t_fft = best_time(lambda: fft_conv(x, w), args.repeats)
+            t_direct = best_time(lambda w=w: direct_conv(x, w), args.repeats)
+            t_fft = best_time(lambda w=w: fft_conv(x, w), args.repeats)
             ratio = t_direct / t_fft
             print(f"{k:>7} {t_direct * 1e3:>10.2f} {t_fft * 1e3:>10.2f} {ratio:>11.2f}")
             if break_even is None and ratio > 1.0:

@@ -22,8 +22,9 @@ Folders are searched recursively for {" ".join(AUDIO_EXTENSIONS)} files; '-' rea
 standard input (its rows name the file '-'). A file that cannot be read prints
 'speechconv: FILE: reason' on stderr, the other files are still processed, and the exit status is 1.
 --output files are written atomically. --workers N uses N processes; the output keeps input order.
-Each process scores with one torch thread unless OMP_NUM_THREADS is set (small streaming steps
-run faster on one thread; --workers is the way to use more cores)."""
+Audio is scored in blocks of --chunk-seconds (default 120 s: large blocks let the cores share each
+step; memory stays bounded whatever the file length). The cores are shared among the --workers
+processes (OMP_NUM_THREADS, when set, decides instead)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", default=None, metavar="FILE", help="write here instead of stdout")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="save spectrogram, score curve, threshold and detections as a PNG")
-    parser.add_argument("--chunk-seconds", type=float, default=10.0, metavar="S",
-                        help="audio is read and scored in blocks of this length (default: 10)")
+    parser.add_argument("--chunk-seconds", type=float, default=120.0, metavar="S",
+                        help="audio is read and scored in blocks of this length (default: 120)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="files processed in parallel by N processes (default: 1)")
     parser.set_defaults(func=run)
@@ -64,11 +65,19 @@ def resolve_model(name: str | None) -> str:
 
 
 def use_one_thread_unless_configured() -> None:
-    """Streaming steps are small: OpenMP hand-offs cost more than they save (see the epilog)."""
+    """Small streaming steps (live input): OpenMP hand-offs cost more than they save."""
     if "OMP_NUM_THREADS" not in os.environ:
         import torch
 
         torch.set_num_threads(1)
+
+
+def share_cores(workers: int) -> None:
+    """Large blocks: each of ``workers`` processes gets its share of the cores (unless OMP_NUM_THREADS)."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, workers)))
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -93,11 +102,12 @@ def _expand(paths: list[str]) -> tuple[list[str], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from speechconv.detect.outputs import atomic_output, csv_header, format_events, per_input_paths
-    from speechconv.detect.runner import run_detection
+    from speechconv.detect.runner import fix_mmap_threshold, run_detection
     from speechconv.pretrained import load_pretrained
 
     _check_args(args)
-    use_one_thread_unless_configured()
+    fix_mmap_threshold()
+    share_cores(args.workers)
     model = resolve_model(args.model)
     spotter = load_pretrained(model)
     files, errors = _expand(args.paths)

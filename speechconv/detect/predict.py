@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from speechconv.detect.detector import Event
 from speechconv.detect.outputs import CSV_HEADER, atomic_output, csv_header, format_csv
-from speechconv.detect.runner import FileResult, detect_file
+from speechconv.detect.runner import DEFAULT_CHUNK_SECONDS, FileResult, detect_file
 
 
 class FileListDataset(Dataset):
@@ -69,7 +69,8 @@ class DetectionModule(L.LightningModule):
     ``{"index", "path", "duration", "error", "events": [{"start", "end", "peak", "score"}, ...]}``
     (plain containers, which Lightning can move and gather; :func:`record_to_result` reads them)."""
 
-    def __init__(self, model: str = "hello", threshold: float | None = None, chunk_seconds: float = 10.0):
+    def __init__(self, model: str = "hello", threshold: float | None = None,
+                 chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
         super().__init__()
         from speechconv.pretrained import load_pretrained
 
@@ -157,7 +158,7 @@ def merge_rank_files(folder: str, output: str) -> int:
 
 
 def predict_events(
-    files: Sequence[str], model: str, threshold: float | None = None, chunk_seconds: float = 10.0,
+    files: Sequence[str], model: str, threshold: float | None = None, chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     **trainer_options: Any,
 ) -> list[FileResult]:
     """One-call convenience: results per file in input order (gathered on this process)."""

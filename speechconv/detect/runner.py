@@ -33,6 +33,10 @@ class Curve:
     scores: np.ndarray
 
 
+#: Seconds of audio per streaming step: large blocks amortise per-step costs; memory stays bounded.
+DEFAULT_CHUNK_SECONDS = 120.0
+
+
 @dataclass
 class FileResult:
     """Events of one input, or the reason it could not be processed."""
@@ -94,7 +98,7 @@ def detect_file(
     spotter: KeywordSpotter,
     path: str,
     overrides: dict[str, Any] | None = None,
-    chunk_seconds: float = 10.0,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     keep_curve: bool = False,
 ) -> FileResult:
     """Detect in one file (``"-"`` = standard input); a bad file gives a result with ``error`` set."""
@@ -111,9 +115,28 @@ def detect_file(
 _WORKER: dict[str, Any] = {}
 
 
+def fix_mmap_threshold(size: int = 1 << 20) -> None:
+    """Keep large audio blocks in mmap'ed memory that is returned on free (glibc only).
+
+    glibc raises its mmap threshold after the first large block is freed, after which blocks come from
+    the heap and fragment it: peak memory then creeps up with file length. A fixed threshold keeps it flat.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(-3, size)  # M_MMAP_THRESHOLD
+    except OSError:
+        pass
+
+
 def _init_worker(model: str, torch_threads: int) -> None:
     from speechconv.pretrained import load_pretrained
 
+    fix_mmap_threshold()
     torch.set_num_threads(torch_threads)
     _WORKER["spotter"] = load_pretrained(model)
 
@@ -126,7 +149,7 @@ def run_detection(
     spotter: KeywordSpotter,
     paths: list[str],
     overrides: dict[str, Any] | None = None,
-    chunk_seconds: float = 10.0,
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     workers: int = 1,
     model: str | None = None,
     keep_curve: bool = False,
