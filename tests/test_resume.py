@@ -58,7 +58,7 @@ def test_resume_equals_uninterrupted(tmp_path, crash_step):
     with pytest.raises(Crash):
         _run(tmp_path / "run", [CrashAt(crash_step)])
     last = tmp_path / "run" / "ckpt" / "last.ckpt"
-    saved = torch.load(last, weights_only=False)
+    saved = torch.load(last, weights_only=True)
     assert saved["global_step"] == crash_step - 1  # checkpoints run after the crashing callback
 
     resumed_steps = RecordSteps()
