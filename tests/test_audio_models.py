@@ -16,14 +16,7 @@ from speechconv.errors import ConfigError
 from speechconv.models import build_model, get_entry
 from speechconv.models.registry import load_model_config
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run far faster on one thread than on a contended pool."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Small configs keep the tests fast; the defaults are covered by the registry and count tests.

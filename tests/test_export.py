@@ -32,12 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["_unknown_", "hello"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_spotter(model: str = "tdnn", frontend: str = "pcen", detector: dict | None = None) -> KeywordSpotter:

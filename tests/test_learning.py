@@ -16,12 +16,7 @@ SAMPLE_RATE = 16000
 CLIP_SECONDS = 0.4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tones_and_chirps(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,13 +10,7 @@ from speechconv.blocks import ConvPool1d
 from speechconv.models import build_model
 from speechconv.models.mlp_scan import ConvScan, MLPScan, mlp_to_conv
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained_mlp(window: int = 7, stride: int = 1, features: int = 8, steps: int = 5) -> MLPScan:

@@ -29,13 +29,7 @@ for _info in pkgutil.iter_modules(speechconv.models.__path__):
 AUDIO_MODELS = [entry.name for entry in list_models() if entry.task == "audio"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Many tiny streaming steps: OpenMP hand-offs dominate on a loaded machine, so use one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyModel(AudioModel):
