@@ -101,7 +101,7 @@ def test_fixed_duration_reuses_clips_and_pads(tmp_path, clips):
     assert len(rows) > len(keyword) + len(other)  # reshuffled rounds
     assert rows[-1]["end"] <= 20.0
     with open(tmp_path / "s.csv", newline="") as handle:
-        assert next(csv.reader(handle)) == ["start", "end", "label", "kind", "source", "snr_db", "text"]
+        assert next(csv.reader(handle)) == ["start", "end", "label", "kind", "source", "snr_db", "text", "speaker"]
 
 
 def test_no_noise_gives_silent_gaps_and_is_deterministic(tmp_path, clips):

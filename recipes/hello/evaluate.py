@@ -1,12 +1,11 @@
-"""Evaluation of the "hello" spotter: clip accuracy, stream detection metrics and a DET curve.
+"""Evaluation of the "hello" spotter: clip accuracy here; stream metrics from the package.
 
-* Streams are scored once (:func:`score_stream`, posteriors cached as ``.npz``); every detector
-  setting then runs on the cached curve.
-* A keyword in the ground truth is *found* when a detection's peak lies in
-  ``[start - EARLY_S, end + LATE_S]``; every detection whose peak lies in no keyword window is a
-  *false alarm*. The false-reject rate comes from the keyword stream; FA/h from the negative-only
-  stream of held-out real speech and noise. False alarms on the keyword stream (whose negatives
-  include synthetic near-misses such as "hollow" and "fellow") are reported separately.
+* Streams are scored once (``speechconv.evaluation.streams.score_stream``, posteriors cached as
+  ``.npz``); every detector setting then runs on the cached curve.
+* Matching, FRR against FA/h, the operating-point choice and the DET plot are
+  :mod:`speechconv.evaluation.kws`: the FRR comes from the keyword stream, FA/h from the
+  negative-only stream of held-out real speech and noise. False alarms on the keyword stream (whose
+  negatives include synthetic near-misses such as "hollow" and "fellow") are reported separately.
 * The operating point (smoothing window and threshold) is chosen on the dev streams: the lowest
   false-reject rate with at most ``target_fa_per_hour`` there; ties go to the higher threshold.
 """
@@ -14,33 +13,16 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from speechconv.data.evalstream import read_ground_truth
-from speechconv.detect.detector import Detector
-from speechconv.streaming.engine import StreamingEngine
+from speechconv.evaluation import kws, streams
+from speechconv.evaluation.kws import StreamScores
 
-EARLY_S, LATE_S = 0.1, 0.5
-THRESHOLDS = np.round(np.concatenate([np.arange(0.05, 0.95, 0.025), np.arange(0.95, 0.9995, 0.0025)]), 4)
-SMOOTHING_FRAMES = (1, 2, 3, 5)
-CHUNK_SECONDS = 30.0
-
-
-@dataclass
-class StreamScores:
-    """Keyword posterior curve of one stream with its ground truth."""
-
-    name: str
-    times: np.ndarray
-    scores: np.ndarray
-    duration_s: float
-    keywords: list[tuple[float, float]]  # (start, end) of each keyword in the stream
+EARLY_S, LATE_S = kws.EARLY_S, kws.LATE_S
 
 
 @dataclass
@@ -63,107 +45,39 @@ class OperatingPoint:
     keyword_stream_fa_per_hour: float
 
 
-@torch.inference_mode()
 def score_stream(spotter, wav: Path, csv: Path, cache: Path | None = None, keyword: str = "hello") -> StreamScores:
-    """Posteriors of ``wav`` streamed through ``spotter`` in 30 s chunks (cached in ``cache``)."""
-    truth = read_ground_truth(csv)
-    keywords = [(row["start"], row["end"]) for row in truth if row["label"] == keyword]
-    info = sf.info(str(wav))
-    if info.samplerate != spotter.sample_rate:
-        raise ValueError(f"{wav}: sample rate {info.samplerate}, the model needs {spotter.sample_rate}")
-    if cache is not None and cache.is_file() and cache.stat().st_mtime > wav.stat().st_mtime:
-        data = np.load(cache)
-        return StreamScores(wav.stem, data["times"], data["scores"], info.duration, keywords)
-    engine = StreamingEngine(spotter)
-    times, scores = [], []
-    block = int(CHUNK_SECONDS * info.samplerate)
-    for chunk in sf.blocks(str(wav), blocksize=block, dtype="float32", always_2d=True):
-        t, s = engine.feed(torch.from_numpy(chunk.mean(axis=1)))
-        times.append(t)
-        scores.append(s)
-    result = StreamScores(wav.stem, np.concatenate(times), np.concatenate(scores).astype(np.float32),
-                          info.duration, keywords)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, times=result.times, scores=result.scores)
-    return result
-
-
-def match_events(peaks: np.ndarray, keywords: list[tuple[float, float]]) -> tuple[int, int]:
-    """``(keywords found, false alarms)`` for detection peak times against keyword spans."""
-    if not keywords:
-        return 0, len(peaks)
-    starts = np.array([k[0] for k in keywords]) - EARLY_S
-    ends = np.array([k[1] for k in keywords]) + LATE_S
-    inside = (peaks[:, None] >= starts[None, :]) & (peaks[:, None] <= ends[None, :])
-    found = int(inside.any(axis=0).sum())
-    false_alarms = int((~inside.any(axis=1)).sum())
-    return found, false_alarms
-
-
-def _count(stream: StreamScores, detector: Detector) -> tuple[int, int]:
-    events = detector.detect(stream.times, stream.scores)
-    return match_events(np.array([e.peak for e in events], dtype=np.float64), stream.keywords)
+    """Posteriors of ``wav`` through ``spotter`` with the keyword spans of ``csv`` (cached in ``cache``)."""
+    times, scores = streams.score_stream(spotter, wav, cache)
+    return StreamScores(wav.stem, streams.stream_duration(wav), streams.read_keyword_spans(csv, keyword),
+                        times=times, scores=scores)
 
 
 def operating_point(keyword_stream: StreamScores, negative_stream: StreamScores, smoothing_frames: int,
                     threshold: float, detector_options: dict) -> OperatingPoint:
     """FRR on the keyword stream and FA/h on the negative-only stream for one detector setting."""
-    detector = Detector(threshold=float(threshold), smoothing_frames=smoothing_frames, **detector_options)
-    found, keyword_fa = _count(keyword_stream, detector)
-    _, false_alarms = _count(negative_stream, detector)
-    total = len(keyword_stream.keywords)
+    p = kws.operating_point([keyword_stream], [negative_stream, keyword_stream], smoothing_frames, threshold,
+                            detector_options)
+    keyword_fa = p.false_alarms_by_stream[keyword_stream.name]
+    negative_fa = p.false_alarms_by_stream[negative_stream.name]
     hours = negative_stream.duration_s / 3600
-    frr = 1.0 - found / total if total else math.nan
-    return OperatingPoint(smoothing_frames, float(threshold), frr, false_alarms / hours, found, total,
-                          false_alarms, hours, keyword_fa, keyword_fa / (keyword_stream.duration_s / 3600))
+    return OperatingPoint(smoothing_frames, float(threshold), p.frr, negative_fa / hours, p.found, p.keywords,
+                          negative_fa, hours, keyword_fa, keyword_fa / (keyword_stream.duration_s / 3600))
 
 
 def sweep(keyword_stream: StreamScores, negative_stream: StreamScores, detector_options: dict,
-          smoothing: tuple[int, ...] = SMOOTHING_FRAMES, thresholds: np.ndarray = THRESHOLDS) -> list[OperatingPoint]:
+          smoothing: tuple[int, ...] = kws.SMOOTHING_FRAMES, thresholds: np.ndarray = kws.THRESHOLDS
+          ) -> list[OperatingPoint]:
     """Every (smoothing, threshold) combination."""
     return [operating_point(keyword_stream, negative_stream, w, t, detector_options)
             for w in smoothing for t in thresholds]
 
 
-def choose(points: list[OperatingPoint], target_fa_per_hour: float) -> OperatingPoint:
-    """Lowest FRR with FA/h <= target (ties: fewer false alarms, then the higher threshold)."""
-    allowed = [p for p in points if p.fa_per_hour <= target_fa_per_hour]
-    if not allowed:  # nothing meets the target: the setting with the fewest false alarms
-        return min(points, key=lambda p: (p.fa_per_hour, p.frr, -p.threshold))
-    return min(allowed, key=lambda p: (p.frr, p.fa_per_hour, -p.threshold))
-
-
-def frr_at(points: list[OperatingPoint], fa_per_hour: float) -> OperatingPoint | None:
-    """Best point of a DET sweep with FA/h <= ``fa_per_hour`` (None when none qualifies)."""
-    allowed = [p for p in points if p.fa_per_hour <= fa_per_hour]
-    return min(allowed, key=lambda p: (p.frr, -p.threshold)) if allowed else None
+choose = kws.choose
+frr_at = kws.frr_at
 
 
 def plot_det(curves: dict[str, list[OperatingPoint]], out: Path, marks: dict[str, OperatingPoint]) -> None:
-    """DET curve: FRR (%) against false alarms per hour, one line per curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for label, points in curves.items():
-        order = sorted(points, key=lambda p: p.threshold)
-        ax.plot([p.fa_per_hour for p in order], [100 * p.frr for p in order], marker=".", ms=3, label=label)
-    for label, p in marks.items():
-        ax.plot([p.fa_per_hour], [100 * p.frr], "o", ms=8, mfc="none", label=label)
-    ax.set_xscale("symlog", linthresh=0.5)
-    ax.set_xlabel("false alarms per hour")
-    ax.set_ylabel("false-reject rate (%)")
-    ax.set_ylim(bottom=0)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title("hello: DET curve on the held-out test streams")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    kws.plot_det(curves, out, marks, title="hello: DET curve on the held-out test streams")
 
 
 @torch.inference_mode()

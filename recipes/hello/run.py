@@ -30,9 +30,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-sys.path.insert(0, str(HERE))
-
-import evaluate as ev  # noqa: E402
+import evaluate as ev  # noqa: E402  (sibling modules: the script folder is on sys.path)
 import prepare as prep  # noqa: E402
 
 STAGES = ("synth", "prepare", "streams", "mine", "train", "evaluate", "package", "example")

@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "train",
     "synth",
     "evalstream",
+    "evaluate",
     "export",
 ]
 

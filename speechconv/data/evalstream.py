@@ -21,7 +21,7 @@ import soxr
 from speechconv.data.manifest import ManifestEntry, atomic_write_text
 from speechconv.errors import SpeechconvError
 
-GROUND_TRUTH_FIELDS = ("start", "end", "label", "kind", "source", "snr_db", "text")
+GROUND_TRUTH_FIELDS = ("start", "end", "label", "kind", "source", "snr_db", "text", "speaker")
 _RAMP_S = 0.02
 
 
@@ -177,6 +177,7 @@ def build_eval_stream(
                         "source": entry.path,
                         "snr_db": round(target_snr, 3),
                         "text": entry.text,
+                        "speaker": entry.speaker,
                     }
                 )
                 position, gain = clip_start + len(clip), new_gain
@@ -200,13 +201,17 @@ def build_eval_stream(
 
 
 def read_ground_truth(path: str | os.PathLike) -> list[dict]:
-    """Rows of a ground-truth CSV with ``start``/``end``/``snr_db`` as floats."""
+    """Rows of a ground-truth CSV with ``start``/``end`` (and ``snr_db`` where given) as floats."""
     path = Path(path)
     if not path.is_file():
         raise EvalStreamError(f"{path}: ground-truth CSV not found")
     with open(path, encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    for row in rows:
-        for key in ("start", "end", "snr_db"):
-            row[key] = float(row[key])
+    for number, row in enumerate(rows, start=2):
+        try:
+            for key in ("start", "end", "snr_db"):
+                if key in row or key != "snr_db":
+                    row[key] = float(row[key])
+        except (KeyError, TypeError, ValueError):
+            raise EvalStreamError(f"{path}: line {number}: '{key}' is missing or not a number") from None
     return rows
