@@ -1,0 +1,401 @@
+"""Real-speaker wake-word benchmark: detectors trained from synthetic speech, tested on real people.
+
+For each of alexa, computer, jarvis and smart mirror a detector is trained as a user trains their own
+keyword (TTS positives only) and tested on every real crowd-sourced recording of that keyword in
+``../shared/data/wake-word-keywords`` among real speech it never saw, at 10 dB SNR. The protocol and
+the splits are in ``protocol.py``; the README holds the tables this script printed.
+
+    python recipes/wakeword_benchmark/run.py streams  --work exp/wwb --shared ../shared/data
+    python recipes/wakeword_benchmark/run.py synth    --work exp/wwb            # TTS corpora per keyword
+    python recipes/wakeword_benchmark/run.py prepare  --work exp/wwb --variant voices
+    python recipes/wakeword_benchmark/run.py train    --work exp/wwb --variant voices [--keywords alexa]
+    python recipes/wakeword_benchmark/run.py evaluate --work exp/wwb --variant voices
+    python recipes/wakeword_benchmark/run.py anchors  --work exp/wwb            # pocketsphinx, openWakeWord
+    python recipes/wakeword_benchmark/run.py report   --work exp/wwb            # tables of every variant
+    python recipes/wakeword_benchmark/run.py all      --work exp/wwb --variant voices
+
+Stages are resumable: finished outputs are kept (``--force`` redoes them), and ``train`` continues
+from ``last.ckpt`` when a run was interrupted. ``--stage``/``--stop-stage`` run a range of stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import protocol  # sibling module: the script folder is on sys.path
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+STAGES = ("streams", "synth", "convert", "prepare", "train", "evaluate", "anchors", "report")
+SYNTH_GROUPS = {  # corpus name: (engines, positives, negatives)
+    "classic": ("espeak,flite,festival", 2500, 2500),
+    "neural": ("piper,kokoro", 600, 300),
+}
+FA_TARGETS = (0.5, 1.0)
+MAX_KEYWORD_SECONDS = 1.45
+
+
+def log(message: str) -> None:
+    print(f"[wwb] {message}", flush=True)
+
+
+def speechconv(*args: str) -> None:
+    cmd = [sys.executable, "-m", "speechconv.cli.main", *args]
+    log("$ speechconv " + " ".join(args))
+    subprocess.run(cmd, check=True, cwd=REPO)
+
+
+def variants() -> dict:
+    return yaml.safe_load((HERE / "conf" / "variants.yaml").read_text())
+
+
+def variant_dir(args, keyword: str | None = None) -> Path:
+    folder = args.work / "runs" / args.variant
+    return folder / keyword if keyword else folder
+
+
+# ------------------------------------------------------------------------------------ stages
+
+
+def stage_streams(args) -> None:
+    protocol.build_streams(args.shared, args.work, seed=args.seed, log=log)
+
+
+def stage_synth(args) -> None:
+    groups = args.synth_groups or list(SYNTH_GROUPS)
+    for keyword in args.keywords:
+        for group in groups:
+            engines, positives, negatives = SYNTH_GROUPS[group]
+            out = args.work / "synth" / keyword / group
+            if (out / "manifest.jsonl").is_file() and not args.force:
+                log(f"{out}/manifest.jsonl exists; skipping")
+                continue
+            speechconv("synth", "--keyword", protocol.keyword_text(keyword), "--out", str(out),
+                       "--n", str(args.positives or positives), "--negatives", str(args.negatives or negatives),
+                       "--engines", engines, "--seed", str(args.seed + 100 * protocol.KEYWORDS.index(keyword)),
+                       "--workers", str(args.workers))
+
+
+def stage_convert(args) -> None:
+    """Each synthetic corpus re-synthesised toward real speakers' pitch and formants (``<corpus>_praat``)."""
+    from speechconv.data.voice_convert import convert_corpus, voice_stats
+
+    stats_file = args.work / "synth" / "reference_voices.json"
+    if not stats_file.is_file():
+        stats = voice_stats(protocol.reference_speakers(args.shared))
+        stats_file.write_text(json.dumps({k: vars(v) for k, v in stats.items()}, indent=1) + "\n")
+    from speechconv.data.voice_convert import VoiceStats
+
+    references = [VoiceStats(**v) for v in json.loads(stats_file.read_text()).values()]
+    log(f"{len(references)} reference voices: median F0 "
+        + ", ".join(f"{r.median_hz:.0f}" for r in sorted(references, key=lambda r: r.median_hz)) + " Hz")
+    for keyword in args.keywords:
+        for group in args.synth_groups or list(SYNTH_GROUPS):
+            source = args.work / "synth" / keyword / group
+            out = args.work / "synth" / keyword / f"{group}_praat"
+            if (out / "manifest.jsonl").is_file() and not args.force:
+                log(f"{out}/manifest.jsonl exists; skipping")
+                continue
+            if not (source / "manifest.jsonl").is_file():
+                log(f"{source}: no corpus; skipping")
+                continue
+            convert_corpus(source / "manifest.jsonl", out, references, seed=args.seed, workers=args.workers)
+            log(f"converted {source} -> {out}")
+
+
+def stage_prepare(args) -> None:
+    spec = variants()[args.variant]
+    real = protocol.real_training_negatives(args.shared, args.work, seed=args.seed)
+    for keyword in args.keywords:
+        synth_dirs = [args.work / "synth" / keyword / group for group in spec["synth"]]
+        counts = protocol.write_manifests(keyword, synth_dirs, real, variant_dir(args, keyword) / "manifests",
+                                          MAX_KEYWORD_SECONDS)
+        log(f"{args.variant}/{keyword}: {counts}")
+
+
+def _set(config: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        config = config.setdefault(key, {})
+    config[keys[-1]] = value
+
+
+def _fit_global_stats(manifest: Path, n: int, seed: int) -> tuple[list[float], list[float]]:
+    """Per-mel mean and std of un-normalized log-mels over ``n`` random training clips."""
+    import torch
+
+    from speechconv.audio import load_audio
+    from speechconv.data.manifest import read_manifest
+    from speechconv.frontends import build_frontend
+
+    entries = read_manifest(manifest)
+    rng = np.random.default_rng(seed)
+    picked = [entries[i] for i in rng.choice(len(entries), min(n, len(entries)), replace=False)]
+    front = build_frontend({"name": "logmel", "n_mels": 40, "fmax": 7600.0})
+    feats = [front(load_audio(e.path, 16000)[0].float().unsqueeze(0))[0] for e in picked]
+    stacked = torch.cat(feats, dim=-1)
+    return stacked.mean(dim=-1).tolist(), stacked.std(dim=-1).clamp_min(1e-3).tolist()
+
+
+def training_config(args, keyword: str) -> dict:
+    folder = variant_dir(args, keyword)
+    text = (HERE / "conf" / "train.yaml").read_text()
+    text = text.replace("MANIFESTS/", f"{folder}/manifests/").replace("WORK", str(folder))
+    config = yaml.safe_load(text.replace("KEYWORD", keyword))
+    for dotted, value in (variants()[args.variant].get("overrides") or {}).items():
+        _set(config, dotted, value)
+    train_noise, _ = protocol.noise_files(args.shared)
+    for op in config["data"]["init_args"]["augment"]:
+        if op.get("noise") == "NOISE_TRAIN":
+            op["noise"] = train_noise
+    frontend = config["model"]["init_args"]["frontend"]
+    if frontend.get("normalization") == "global":
+        mean, std = _fit_global_stats(folder / "manifests" / "train.jsonl", 200, args.seed)
+        frontend["global_mean"] = [round(v, 5) for v in mean]
+        frontend["global_std"] = [round(v, 5) for v in std]
+    if args.max_time:
+        config["trainer"]["max_time"] = args.max_time
+    if args.epochs:
+        config["trainer"]["max_epochs"] = args.epochs
+    return config
+
+
+def stage_train(args) -> None:
+    for keyword in args.keywords:
+        folder = variant_dir(args, keyword)
+        path = folder / "config.yaml"
+        last = folder / "checkpoints" / "last.ckpt"
+        if (folder / "done").is_file() and not args.force:
+            log(f"{folder}: trained; skipping")
+            continue
+        if not path.is_file() or args.force:
+            path.write_text(yaml.safe_dump(training_config(args, keyword), sort_keys=False))
+        resume = ["--ckpt_path", str(last)] if last.is_file() and not args.force else []
+        start = time.perf_counter()
+        speechconv("train", "fit", "--config", str(path), *resume)
+        (folder / "done").write_text(f"{time.perf_counter() - start:.0f} s\n")
+
+
+def best_checkpoint(folder: Path) -> Path:
+    scored = []
+    for path in (folder / "checkpoints").glob("epoch*-val_loss*.ckpt"):
+        match = re.search(r"val_loss([0-9.]+)\.ckpt$", path.name)
+        if match:
+            scored.append((float(match.group(1)), path))
+    if not scored:
+        raise SystemExit(f"no checkpoints in {folder}/checkpoints; run the train stage first")
+    return min(scored)[1]
+
+
+def _streams_of(args, keyword: str) -> tuple[Path, Path]:
+    return args.work / "streams" / f"{keyword}.wav", args.work / "streams" / "negatives.wav"
+
+
+def evaluate_curves(name: str, keyword: str, keyword_stream, negative_stream, out: Path,
+                    smoothing: tuple[int, ...]) -> dict:
+    """FRR at the FA targets, per-group recall and the DET PNG for one detector's score curves."""
+    from speechconv.evaluation import kws
+
+    streams = [keyword_stream, negative_stream]
+    points = kws.sweep([keyword_stream], streams, smoothing=smoothing, thresholds=THRESHOLDS)
+    best = {f"{t:g}": kws.frr_at(points, t) for t in FA_TARGETS}
+    result = {"detector": name, "keyword": keyword, "hours": points[0].hours,
+              "keywords": points[0].keywords, **{f"frr_at_{t}": (p.frr if p else None) for t, p in best.items()},
+              "points": {t: (p.as_dict() if p else None) for t, p in best.items()}}
+    kws.plot_det({name: points}, out / f"det_{name}.png", title=f"{keyword}: {name}")
+    fa, frr = kws.det_curve(points)
+    result["det"] = {"fa_per_hour": fa.tolist(), "frr": frr.tolist()}
+    return result
+
+
+#: Dense near 1: trained detectors put real keywords and hard negatives close to the top.
+THRESHOLDS = np.round(np.unique(np.concatenate([np.arange(0.01, 0.95, 0.01), np.arange(0.95, 0.999, 0.0025),
+                                                np.arange(0.999, 1.0, 0.0001)])), 5)
+
+
+def stage_evaluate(args) -> None:
+    from speechconv.evaluation.streams import load_stream
+    from speechconv.pretrained import load_pretrained
+
+    for keyword in args.keywords:
+        folder = variant_dir(args, keyword)
+        ckpt = best_checkpoint(folder)
+        spotter = load_pretrained(ckpt)
+        out = folder / "eval"
+        kw_wav, neg_wav = _streams_of(args, keyword)
+        start = time.perf_counter()
+        keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}")
+        negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}",
+                                      keyword_free=True)
+        log(f"{keyword}: scored {(keyword_stream.duration_s + negative_stream.duration_s) / 3600:.2f} h "
+            f"in {time.perf_counter() - start:.0f} s with {ckpt.name}")
+        result = evaluate_curves(args.variant, keyword, keyword_stream, negative_stream, out, (1, 3, 5))
+        result["checkpoint"] = str(ckpt)
+        (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+        log(f"{args.variant}/{keyword}: " + ", ".join(
+            f"FRR {100 * result[f'frr_at_{t:g}']:.1f}% at <= {t:g} FA/h" if result[f"frr_at_{t:g}"] is not None
+            else f"<= {t:g} FA/h not reached" for t in FA_TARGETS))
+
+
+def stage_anchors(args) -> None:
+    """pocketsphinx keyphrase search on every keyword; openWakeWord alexa_v0.1 on alexa."""
+    from speechconv.evaluation.kws import StreamScores
+    from speechconv.evaluation.streams import read_keyword_spans, stream_duration
+
+    for keyword in args.keywords:
+        kw_wav, neg_wav = _streams_of(args, keyword)
+        out = args.work / "anchors" / keyword
+        out.mkdir(parents=True, exist_ok=True)
+        names = ["pocketsphinx"] + (["openwakeword"] if keyword == "alexa" else [])
+        for name in names:
+            if (out / f"{name}.json").is_file() and not args.force:
+                continue
+            curves = {}
+            for wav in (kw_wav, neg_wav):
+                cache = out / f"{name}_{wav.stem}.npz"
+                if not cache.is_file() or args.force:
+                    cmd = [sys.executable, str(HERE / "anchors.py"), name, str(wav), "--out", str(cache)]
+                    if name == "pocketsphinx":
+                        cmd += ["--keyphrase", protocol.keyword_text(keyword)]
+                    log("$ " + " ".join(cmd[1:]))
+                    subprocess.run(cmd, check=True, cwd=REPO)
+                curves[wav] = np.load(cache)
+            kw_stream = StreamScores(kw_wav.stem, stream_duration(kw_wav),
+                                     read_keyword_spans(kw_wav.with_suffix(".csv"), keyword),
+                                     times=curves[kw_wav]["times"], scores=curves[kw_wav]["scores"])
+            neg_stream = StreamScores(neg_wav.stem, stream_duration(neg_wav), [],
+                                      times=curves[neg_wav]["times"], scores=curves[neg_wav]["scores"])
+            result = evaluate_curves(name, keyword, kw_stream, neg_stream, out, (1,))
+            (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+            log(f"{name}/{keyword}: FRR {result['frr_at_1']} at <= 1 FA/h")
+
+
+PUBLISHED = ("Published (Picovoice benchmark, six keywords incl. these four, LibriSpeech test-clean background, "
+             "miss rate at 0.1 FA/h): Porcupine 2.7%, Snowboy 31.9%, PocketSphinx 52.0%.")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def stage_report(args) -> None:
+    """One table per FA target: rows are variants and anchors, columns keywords and the mean."""
+    rows: dict[str, dict[str, dict]] = {}
+    for results in sorted((args.work / "runs").glob("*/*/eval/results.json")):
+        data = json.loads(results.read_text())
+        rows.setdefault(data["detector"], {})[data["keyword"]] = data
+    for results in sorted((args.work / "anchors").glob("*/*.json")):
+        data = json.loads(results.read_text())
+        rows.setdefault(f"anchor: {data['detector']}", {})[data["keyword"]] = data
+    lines = []
+    for target in FA_TARGETS:
+        key = f"frr_at_{target:g}"
+        lines.append(f"\nFRR (share of real keywords missed) at <= {target:g} false alarms per hour:\n")
+        lines.append("| detector | " + " | ".join(protocol.KEYWORDS) + " | mean |")
+        lines.append("|---" * (len(protocol.KEYWORDS) + 2) + "|")
+        for name, by_kw in rows.items():
+            values = [by_kw.get(k, {}).get(key) if k in by_kw else None for k in protocol.KEYWORDS]
+            have = [v for v in values if v is not None]
+            complete = len(have) == len(protocol.KEYWORDS) and all(k in by_kw for k in protocol.KEYWORDS)
+            mean = _fmt(float(np.mean(have))) if complete else "n/a"
+            lines.append(f"| {name} | " + " | ".join(
+                _fmt(v) if k in by_kw else "-" for k, v in zip(protocol.KEYWORDS, values)) + f" | {mean} |")
+    if rows:
+        any_kw = next(iter(rows.values()))
+        sample = next(iter(any_kw.values()))
+        lines.append(f"\nEach keyword: {sample['keywords']} real clips (alexa) ... false alarms counted over "
+                     f"{sample['hours']:.2f} h per keyword (keyword stream outside the keyword + negative stream).")
+    lines.append(PUBLISHED)
+    text = "\n".join(lines)
+    (args.work / "report.md").write_text(text + "\n")
+    print(text)
+    _plot_report(args, rows)
+
+
+def _plot_report(args, rows: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(protocol.KEYWORDS), figsize=(4 * len(protocol.KEYWORDS), 3.6), sharey=True)
+    for ax, keyword in zip(axes, protocol.KEYWORDS):
+        for name, by_kw in rows.items():
+            if keyword in by_kw:
+                det = by_kw[keyword]["det"]
+                ax.step(det["fa_per_hour"], 100 * np.array(det["frr"]), where="post", label=name)
+        ax.set_xscale("symlog", linthresh=0.5)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.axvline(1.0, color="grey", lw=0.5, ls="--")
+        ax.set_title(keyword)
+        ax.set_xlabel("false alarms per hour")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("false-reject rate (%)")
+    axes[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(args.work / "det.png", dpi=100)
+    plt.close(fig)
+    log(f"wrote {args.work / 'report.md'} and {args.work / 'det.png'}")
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stages", nargs="*", choices=(*STAGES, "all"), help="stages to run, in pipeline order")
+    parser.add_argument("--stage", choices=STAGES, help="first stage of a range (with --stop-stage)")
+    parser.add_argument("--stop-stage", choices=STAGES, help="last stage of a range")
+    parser.add_argument("--work", type=Path, default=REPO / "exp" / "wwb", help="working folder (default: exp/wwb)")
+    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
+                        help="folder with the real data sets (default: ../shared/data)")
+    parser.add_argument("--variant", default="voices", help="row of conf/variants.yaml (default: voices)")
+    parser.add_argument("--keywords", default=",".join(protocol.KEYWORDS),
+                        help="comma-separated subset of the keywords (default: all four)")
+    parser.add_argument("--synth-groups", default="", help="synth: corpora to render (default: classic,neural)")
+    parser.add_argument("--positives", type=int, default=0, help="synth: keyword clips per corpus (default: its own)")
+    parser.add_argument("--negatives", type=int, default=0, help="synth: negative clips per corpus")
+    parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")
+    parser.add_argument("--max-time", default="", help="train: time limit per keyword, DD:HH:MM:SS")
+    parser.add_argument("--epochs", type=int, default=0, help="train: override max_epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="redo finished outputs")
+    args = parser.parse_args(argv)
+    args.work, args.shared = args.work.resolve(), args.shared.resolve()
+    args.keywords = [k for k in args.keywords.split(",") if k]
+    args.synth_groups = [g for g in args.synth_groups.split(",") if g]
+    unknown = [k for k in args.keywords if k not in protocol.KEYWORDS] + [
+        g for g in args.synth_groups if g not in SYNTH_GROUPS]
+    if unknown:
+        parser.error(f"unknown keyword or synth group: {', '.join(unknown)}")
+    if args.variant not in variants():
+        parser.error(f"--variant {args.variant!r} is not in conf/variants.yaml ({', '.join(variants())})")
+    if args.stage or args.stop_stage:
+        first = STAGES.index(args.stage) if args.stage else 0
+        last = STAGES.index(args.stop_stage) if args.stop_stage else len(STAGES) - 1
+        stages = list(STAGES[first:last + 1])
+    elif "all" in args.stages:
+        stages = list(STAGES)
+    else:
+        stages = [s for s in STAGES if s in args.stages]
+    if not stages:
+        parser.error("name the stages to run, 'all', or --stage/--stop-stage")
+    for stage in stages:
+        start = time.perf_counter()
+        log(f"stage {stage} ({args.variant})")
+        globals()[f"stage_{stage}"](args)
+        log(f"stage {stage} done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
