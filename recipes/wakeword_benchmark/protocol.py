@@ -3,8 +3,8 @@
 Protocol (after the Picovoice wake-word benchmark, on the same recordings):
 
 * **Positives for training are synthetic only** (``speechconv synth``), split by voice into train and
-  dev (dev only picks checkpoints). No real recording of any benchmark keyword is used in training:
-  ``wake-word-keywords`` is evaluation-only, for every keyword.
+  dev (:func:`dev_speakers`; dev only picks checkpoints). No real recording of any benchmark keyword
+  is used in training: ``wake-word-keywords`` is evaluation-only, for every keyword.
 * **LibriSpeech train-clean-5** (28 speakers) is split by speaker: the first four female and the
   first four male speakers by numeric id (:data:`LIBRISPEECH_TRAIN_SPEAKERS`) are training negatives;
   the other 20 speakers (0.8 h) form the false-alarm stream with two held-out FSDD speakers.
@@ -41,7 +41,7 @@ NOISE_EVAL_FILES = frozenset({"dude_miaowing", "running_tap", "bg_noise7", "bg_n
 SEGMENT_SECONDS = 2.0  # long real utterances and noise become training clips of this length
 EVAL_SNR_DB = 10.0
 GAP_S = (0.5, 2.0)
-DEV_VOICE_SHARE = 10  # one TTS speaker in this many is held out for dev (by a hash of its name)
+DEV_SHARE = 0.15  # share of the TTS speakers of each engine family held out for dev (checkpoint choice)
 
 
 def keyword_text(keyword: str) -> str:
@@ -203,27 +203,30 @@ def tts_speaker(engine: str, voice: str) -> str:
     return f"{engine}:{name}" if engine in ("piper", "kokoro") else f"tts:{name}"
 
 
-def tts_split(speaker: str) -> str:
-    """``dev`` for one speaker in :data:`DEV_VOICE_SHARE` (fixed by its name), else ``train``.
-
-    Engines with a single speaker (piper's one voice) stay in training.
-    """
-    if speaker.startswith("piper:"):
-        return "train"
-    return "dev" if zlib.crc32(speaker.encode()) % DEV_VOICE_SHARE == 0 else "train"
+def dev_speakers(speakers: set[str], share: float = DEV_SHARE) -> set[str]:
+    """TTS speakers held out for dev: per engine family with at least 3 speakers, the ``share`` (at least
+    one) that rank first by a hash of their names, so the choice is fixed for a speaker."""
+    families: dict[str, list[str]] = {}
+    for speaker in speakers:
+        families.setdefault(speaker.split(":", 1)[0], []).append(speaker)
+    held = set()
+    for names in families.values():
+        if len(names) >= 3:
+            ranked = sorted(names, key=lambda n: zlib.crc32(n.encode()))
+            held.update(ranked[:max(1, round(share * len(names)))])
+    return held
 
 
 def synthetic_entries(synth_dir: Path, keyword: str, max_keyword_seconds: float) -> list[ManifestEntry]:
-    """Synth clips relabelled ``keyword``/``negative`` with speaker and split; over-long positives dropped."""
+    """Synth clips relabelled ``keyword``/``negative`` with their speaker; over-long positives dropped."""
     out = []
     for entry in read_manifest(synth_dir / "manifest.jsonl"):
         label = keyword if entry.label == "keyword" else NEGATIVE
         if label == keyword and entry.duration > max_keyword_seconds:
             continue
-        speaker = tts_speaker(entry.engine, entry.voice)
         out.append(ManifestEntry(path=entry.path, label=label, text=entry.text, engine=entry.engine,
-                                 voice=entry.voice, duration=entry.duration, speaker=speaker,
-                                 split=tts_split(speaker)))
+                                 voice=entry.voice, duration=entry.duration,
+                                 speaker=tts_speaker(entry.engine, entry.voice), split="train"))
     return out
 
 
@@ -233,6 +236,9 @@ def write_manifests(keyword: str, synth_dirs: list[Path], real: list[ManifestEnt
     entries: list[ManifestEntry] = []
     for folder in synth_dirs:
         entries += synthetic_entries(folder, keyword, max_keyword_seconds)
+    held = dev_speakers({e.speaker for e in entries})
+    for entry in entries:
+        entry.split = "dev" if entry.speaker in held else "train"
     entries += real
     counts = {}
     for split in ("train", "dev"):

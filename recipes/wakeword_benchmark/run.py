@@ -200,12 +200,13 @@ def _streams_of(args, keyword: str) -> tuple[Path, Path]:
 
 
 def evaluate_curves(name: str, keyword: str, keyword_stream, negative_stream, out: Path,
-                    smoothing: tuple[int, ...]) -> dict:
+                    smoothing: tuple[int, ...], thresholds: np.ndarray | None = None) -> dict:
     """FRR at the FA targets, per-group recall and the DET PNG for one detector's score curves."""
     from speechconv.evaluation import kws
 
     streams = [keyword_stream, negative_stream]
-    points = kws.sweep([keyword_stream], streams, smoothing=smoothing, thresholds=THRESHOLDS)
+    points = kws.sweep([keyword_stream], streams, smoothing=smoothing,
+                       thresholds=THRESHOLDS if thresholds is None else thresholds)
     best = {f"{t:g}": kws.frr_at(points, t) for t in FA_TARGETS}
     result = {"detector": name, "keyword": keyword, "hours": points[0].hours,
               "keywords": points[0].keywords, **{f"frr_at_{t}": (p.frr if p else None) for t, p in best.items()},
@@ -245,11 +246,22 @@ def stage_evaluate(args) -> None:
             else f"<= {t:g} FA/h not reached" for t in FA_TARGETS))
 
 
-def stage_anchors(args) -> None:
-    """pocketsphinx keyphrase search on every keyword; openWakeWord alexa_v0.1 on alexa."""
+def _anchor_stream(wav: Path, curve, keyword: str, keyword_free: bool):
+    """An anchor's output as a stream: pocketsphinx hits (``starts``) as events, openWakeWord as a curve."""
+    from speechconv.detect.detector import Event
     from speechconv.evaluation.kws import StreamScores
     from speechconv.evaluation.streams import read_keyword_spans, stream_duration
 
+    spans = [] if keyword_free else read_keyword_spans(wav.with_suffix(".csv"), keyword)
+    if "starts" in curve:
+        events = [Event(float(a), float(t), float(t), float(s))
+                  for a, t, s in zip(curve["starts"], curve["times"], curve["scores"])]
+        return StreamScores(wav.stem, stream_duration(wav), spans, events=events)
+    return StreamScores(wav.stem, stream_duration(wav), spans, times=curve["times"], scores=curve["scores"])
+
+
+def stage_anchors(args) -> None:
+    """pocketsphinx keyphrase search on every keyword; openWakeWord alexa_v0.1 on alexa."""
     for keyword in args.keywords:
         kw_wav, neg_wav = _streams_of(args, keyword)
         out = args.work / "anchors" / keyword
@@ -268,12 +280,12 @@ def stage_anchors(args) -> None:
                     log("$ " + " ".join(cmd[1:]))
                     subprocess.run(cmd, check=True, cwd=REPO)
                 curves[wav] = np.load(cache)
-            kw_stream = StreamScores(kw_wav.stem, stream_duration(kw_wav),
-                                     read_keyword_spans(kw_wav.with_suffix(".csv"), keyword),
-                                     times=curves[kw_wav]["times"], scores=curves[kw_wav]["scores"])
-            neg_stream = StreamScores(neg_wav.stem, stream_duration(neg_wav), [],
-                                      times=curves[neg_wav]["times"], scores=curves[neg_wav]["scores"])
-            result = evaluate_curves(name, keyword, kw_stream, neg_stream, out, (1,))
+            kw_stream = _anchor_stream(kw_wav, curves[kw_wav], keyword, keyword_free=False)
+            neg_stream = _anchor_stream(neg_wav, curves[neg_wav], keyword, keyword_free=True)
+            thresholds = None
+            if name == "pocketsphinx":  # hits scored by log10(kws_threshold): sweep the scores themselves
+                thresholds = np.unique(np.concatenate([curves[w]["scores"] for w in (kw_wav, neg_wav)]))
+            result = evaluate_curves(name, keyword, kw_stream, neg_stream, out, (1,), thresholds)
             (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
             log(f"{name}/{keyword}: FRR {result['frr_at_1']} at <= 1 FA/h")
 
