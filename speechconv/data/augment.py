@@ -744,7 +744,10 @@ def build_augment(
 ) -> Compose:
     """Waveform chain from config: a list of ``{"name": ..., **options}``, one such mapping, or
     ``{"ops": [...]}``. ``sample_rate`` is passed to every op that takes one, unless set."""
-    return Compose([_build_op(e, AUGMENTATIONS, {"sample_rate": sample_rate}) for e in _entries(config)])
+    from speechconv.data.channel import CHANNEL_AUGMENTATIONS  # channel ops build on this module
+
+    registry = {**AUGMENTATIONS, **CHANNEL_AUGMENTATIONS}
+    return Compose([_build_op(e, registry, {"sample_rate": sample_rate}) for e in _entries(config)])
 
 
 def build_feature_augment(config: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> Compose:
