@@ -8,21 +8,56 @@ passes through: ``--trainer.max_epochs 1``, ``--ckpt_path last``, ``--data.batch
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
 
 import torch
-from lightning.pytorch import LightningDataModule, LightningModule
+from lightning.pytorch import Callback, LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from speechconv.errors import SpeechconvError
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+#: Exit status after SIGTERM, as a shell reports a process killed by it (128 + 15).
+SIGTERM_EXIT = 128 + signal.SIGTERM
+
+
+class _NoTips(logging.Filter):
+    """Drops Lightning's advertising tips ("💡 Tip: ... try installing litlogger")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
+
+
+class CheckpointOnSigterm(Callback):
+    """On SIGTERM (Lightning stops after the current batch) save ``last.ckpt`` where each ModelCheckpoint with
+    ``save_last`` keeps it, so ``--ckpt_path .../last.ckpt`` resumes at the next batch, mid-epoch included."""
+
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        for callback in trainer.checkpoint_callbacks:
+            if getattr(callback, "save_last", False) and callback.dirpath:
+                path = os.path.join(callback.dirpath, callback.CHECKPOINT_NAME_LAST + callback.FILE_EXTENSION)
+                trainer.save_checkpoint(path)
+                self.saved.append(path)
 
 
 class SpeechconvCLI(LightningCLI):
     """LightningCLI in subclass mode: configs name ``model.class_path`` and ``data.class_path``."""
 
-    def __init__(self, args: list[str] | None = None, run: bool = True, **kwargs):
+    def __init__(self, args: list[str] | None = None, run: bool = True,
+                 on_sigterm: CheckpointOnSigterm | None = None, **kwargs):
+        self.on_sigterm = on_sigterm or CheckpointOnSigterm()
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("parser_kwargs", {"prog": "speechconv train"} if run else {})
         super().__init__(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
@@ -36,6 +71,11 @@ class SpeechconvCLI(LightningCLI):
 
     def _subconfig(self):
         return self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(self.on_sigterm)
+        return trainer
 
     def before_instantiate_classes(self) -> None:
         threads = self._subconfig().get("num_threads", 0)
@@ -58,11 +98,19 @@ def with_subcommand(argv: list[str]) -> list[str]:
 
 
 def train_main(argv: list[str]) -> int:
-    """Run LightningCLI on ``argv`` (the arguments after ``speechconv train``)."""
+    """Run LightningCLI on ``argv`` (the arguments after ``speechconv train``).
+
+    Returns 0, or :data:`SIGTERM_EXIT` when a SIGTERM stopped the run (after ``last.ckpt`` was saved).
+    """
     saved = sys.argv
     sys.argv = [saved[0]]  # LightningCLI gets its arguments from ``args`` only
+    on_sigterm = CheckpointOnSigterm()
     try:
-        SpeechconvCLI(args=with_subcommand(argv))
+        SpeechconvCLI(args=with_subcommand(argv), on_sigterm=on_sigterm)
+    except SIGTERMException:  # a SystemExit without a code: it would exit with status 0
+        resume = f"; resume with --ckpt_path {on_sigterm.saved[0]}" if on_sigterm.saved else ""
+        print(f"speechconv: training stopped by SIGTERM{resume}", file=sys.stderr)
+        return SIGTERM_EXIT
     except Exception as err:
         cause = speechconv_cause(err)
         if cause is not None:  # jsonargparse wraps errors raised while building modules
