@@ -1,4 +1,4 @@
-"""Writing detections: CSV, JSON lines and Audacity label tracks, and atomic output files.
+"""Writing detections: CSV, JSON lines and Audacity label tracks, and safe output files.
 
 - ``csv``: header ``file,start,end,peak,score``, one row per event; times in seconds with 3 decimals,
   score (the smoothed posterior at the peak) with 4 decimals.
@@ -13,12 +13,9 @@ import csv
 import io
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO
 
 from speechconv.detect.detector import Event
+from speechconv.output_files import open_output
 
 FORMATS = ("csv", "jsonl", "audacity")
 CSV_HEADER = ("file", "start", "end", "peak", "score")
@@ -88,24 +85,5 @@ def per_input_paths(output: str, inputs: list[str]) -> list[str]:
     return paths
 
 
-@contextmanager
-def atomic_output(path: str, mode: str = "w") -> Iterator[IO]:
-    """Write ``path`` through a temporary file in the same folder, renamed over it on success.
-
-    If the block raises (or the process dies), ``path`` is untouched and the temporary file removed
-    (a hard kill leaves a hidden ``.<name>.*.tmp`` file, never a partial ``path``).
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+#: Safe output files (atomic for regular files, in place for devices and pipes); see :mod:`speechconv.output_files`.
+atomic_output = open_output

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from speechconv.detect.detector import Event
-from speechconv.detect.outputs import atomic_output
 from speechconv.detect.runner import Curve
+from speechconv.output_files import write_output
 
 MAX_COLUMNS = 4000  # longer spectrograms are max-pooled over time to this many columns
 
@@ -30,7 +30,9 @@ def plot_detections(
     title: str = "",
     keyword: str = "keyword",
 ) -> None:
-    """Write the figure to ``png_path`` (atomically)."""
+    """Write the figure to ``png_path`` (see :func:`speechconv.output_files.open_output`)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,5 +58,6 @@ def plot_detections(
     score_ax.set_xlabel("time (s)")
     score_ax.set_ylabel("score")
     score_ax.legend(loc="upper right", fontsize="small")
-    with atomic_output(png_path, "wb") as f:
-        figure.savefig(f, format="png", dpi=100)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
+    write_output(png_path, png.getvalue())
