@@ -8,18 +8,23 @@ and yields the results in input order.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
 
 from speechconv.audio import AudioError, iter_audio_blocks
 from speechconv.detect.detector import Detector, Event
+from speechconv.errors import SpeechconvError
 from speechconv.streaming import KeywordSpotter, StreamingEngine
 
 
@@ -39,7 +44,11 @@ DEFAULT_CHUNK_SECONDS = 120.0
 
 @dataclass
 class FileResult:
-    """Events of one input, or the reason it could not be processed."""
+    """Events of one input, and the reason it could not be processed (fully) or None.
+
+    A file damaged part-way (truncated, undecodable or non-finite samples) keeps the events found
+    before the damage, with ``error`` set.
+    """
 
     path: str
     events: list[Event] = field(default_factory=list)
@@ -94,6 +103,58 @@ def detect_chunks(
     return events, samples, curve
 
 
+def _reason(err: OSError) -> str:
+    text = err.strerror or str(err)
+    return text[:1].lower() + text[1:]
+
+
+@contextmanager
+def audio_source(path: str) -> Iterator[str | IO[bytes]]:
+    """What the reader gets for ``path``: the path, or for a FIFO an open stream (read like stdin).
+
+    Raises :class:`AudioError` for what is no audio file: a symbolic link loop, a device, a socket.
+    """
+    if path == "-":
+        yield path
+        return
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise AudioError(path, "symbolic link loop") from None
+        if err.errno == errno.ENOENT and os.path.islink(path):
+            raise AudioError(path, "broken symbolic link (its target does not exist)") from None
+        if err.errno == errno.ENOENT:
+            yield path  # the reader says so
+            return
+        raise AudioError(path, _reason(err)) from None
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        raise AudioError(path, "is a device, not an audio file")
+    if stat.S_ISSOCK(st.st_mode):
+        raise AudioError(path, "is a socket, not an audio file")
+    if not stat.S_ISFIFO(st.st_mode):
+        yield path
+        return
+    try:
+        stream = open(path, "rb")  # waits for a writer, like a pipe on stdin
+    except OSError as err:
+        raise AudioError(path, _reason(err)) from None
+    with stream:
+        if not stream.peek(1):
+            raise AudioError(path, "empty pipe (FIFO): no data was written to it")
+        yield stream
+
+
+def reads_here(path: str) -> bool:
+    """True for inputs that worker processes cannot open: standard input and pipes (FIFOs, ``/dev/fd/N``)."""
+    if path == "-":
+        return True
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def detect_file(
     spotter: KeywordSpotter,
     path: str,
@@ -104,11 +165,27 @@ def detect_file(
     """Detect in one file (``"-"`` = standard input); a bad file gives a result with ``error`` set."""
     detector = make_detector(spotter, overrides)
     try:
-        chunks = iter_audio_blocks(path, spotter.sample_rate, chunk_seconds)
-        events, samples, curve = detect_chunks(spotter, chunks, detector, keep_curve)
+        with audio_source(path) as source:
+            chunks = _UntilDamage(iter_audio_blocks(source, spotter.sample_rate, chunk_seconds))
+            events, samples, curve = detect_chunks(spotter, chunks, detector, keep_curve)
     except AudioError as err:
         return FileResult(path, error=str(err))
-    return FileResult(path, events, samples / spotter.sample_rate, curve=curve)
+    error = str(chunks.error) if chunks.error is not None else None
+    return FileResult(path, events, samples / spotter.sample_rate, error=error, curve=curve)
+
+
+class _UntilDamage:
+    """The chunks of a reader up to its first :class:`AudioError`, which is kept in ``error``."""
+
+    def __init__(self, chunks: Iterator[torch.Tensor]):
+        self._chunks = chunks
+        self.error: AudioError | None = None
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        try:
+            yield from self._chunks
+        except AudioError as err:
+            self.error = err
 
 
 # --- worker processes -------------------------------------------------------------------------
@@ -133,9 +210,111 @@ def fix_mmap_threshold(size: int = 1 << 20) -> None:
         pass
 
 
-def _init_worker(model: str, torch_threads: int) -> None:
+#: Memory one worker process needs (torch, the model, a block of audio); used to cap ``--workers``.
+WORKER_MEMORY_BYTES = 600 * 2**20
+#: ``--workers auto`` starts one worker per this much audio: starting one (importing torch, loading
+#: the model) costs a few seconds, which only pays off on long inputs.
+AUDIO_SECONDS_PER_WORKER = 1800.0
+
+
+def usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def worker_limit() -> tuple[int, str]:
+    """The most worker processes this machine holds, and why: ``(limit, "2 CPUs, 3.1 GB available")``."""
+    cpus = usable_cpus()
+    memory = available_memory()
+    by_memory = cpus if memory is None else max(1, memory // WORKER_MEMORY_BYTES - 1)  # -1: this process
+    memory_text = "" if memory is None else f", {memory / 1e9:.1f} GB memory available"
+    return min(cpus, by_memory), f"{cpus} CPU{'s' if cpus != 1 else ''}{memory_text}"
+
+
+def estimate_audio_seconds(paths: list[str], sample: int = 32) -> float:
+    """Total duration of ``paths``, from the headers of up to ``sample`` files and the size of all."""
+    import soundfile as sf
+
+    sizes = []
+    for path in paths:
+        try:
+            sizes.append((path, os.stat(path).st_size) if path != "-" else (path, 0))
+        except OSError:
+            sizes.append((path, 0))
+    sized = [item for item in sizes if item[1] > 0]
+    if not sized:
+        return 0.0
+    step = max(1, len(sized) // sample)
+    seconds = probed_bytes = 0.0
+    for path, size in sized[::step][:sample]:
+        try:
+            seconds += sf.info(path).duration
+            probed_bytes += size
+        except Exception:  # unreadable files are reported when they are processed
+            continue
+    if not probed_bytes:
+        return 0.0
+    return seconds / probed_bytes * sum(size for _, size in sized)
+
+
+def choose_workers(requested: int | None, paths: list[str]) -> tuple[int, str | None]:
+    """Worker processes for ``paths``: ``requested`` (None = auto) capped by CPUs, memory and files.
+
+    Returns ``(workers, message)``; ``message`` says why a requested count was lowered (else None).
+    Auto uses one process for up to :data:`AUDIO_SECONDS_PER_WORKER` of audio, and one more per such amount.
+    """
+    pool_files = sum(1 for path in paths if path != "-")
+    limit, why = worker_limit()
+    if requested is None:
+        if limit <= 1 or pool_files <= 1:
+            return 1, None
+        wanted = int(estimate_audio_seconds(paths) // AUDIO_SECONDS_PER_WORKER)
+        return max(1, min(limit, pool_files, wanted)), None
+    if requested > limit:
+        return limit, (f"--workers {requested} lowered to {limit} ({why}; about "
+                       f"{WORKER_MEMORY_BYTES // 2**20} MB per worker)")
+    return max(1, min(requested, pool_files)), None
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this worker is killed when the main process dies, even by SIGKILL."""
+    import ctypes
+    import ctypes.util
+    import signal
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl
+        os._exit(1)
+
+
+def _init_worker(model: str, torch_threads: int, parent: int) -> None:
+    import signal
+
     from speechconv.pretrained import load_pretrained
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process stops us
+    _die_with_parent(parent)
     fix_mmap_threshold()
     torch.set_num_threads(torch_threads)
     _WORKER["spotter"] = load_pretrained(model)
@@ -143,6 +322,20 @@ def _init_worker(model: str, torch_threads: int) -> None:
 
 def _worker_detect(path: str, overrides: dict[str, Any], chunk_seconds: float, keep_curve: bool) -> FileResult:
     return detect_file(_WORKER["spotter"], path, overrides, chunk_seconds, keep_curve)
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End ``pool`` now: pending jobs are cancelled and running workers terminated (then killed)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=5)
 
 
 def run_detection(
@@ -157,8 +350,9 @@ def run_detection(
     """Results for ``paths`` in input order.
 
     With ``workers > 1`` files are processed by that many processes, each loading ``model`` (the
-    name or path ``spotter`` was loaded from) and using one torch thread; standard input (``-``)
-    is always read by this process.
+    name or path ``spotter`` was loaded from) and sharing the cores; standard input (``-``) and
+    pipes are read by this process. If the consumer stops (an exception, a signal, or closing this
+    generator), the worker processes are ended at once.
     """
     overrides = dict(overrides or {})
     make_detector(spotter, overrides)  # validate the options once, before any work
@@ -168,22 +362,24 @@ def run_detection(
         return
     if model is None:
         raise ValueError("workers > 1 needs the model name or path to load in each worker")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cpus() // workers)
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(model, threads)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(model, threads, os.getpid()))
+    try:
         jobs: list[Future | str] = [
-            path if path == "-" else pool.submit(_worker_detect, path, overrides, chunk_seconds, keep_curve)
+            path if reads_here(path) else pool.submit(_worker_detect, path, overrides, chunk_seconds, keep_curve)
             for path in paths
         ]
-        try:
-            for job in jobs:
-                if isinstance(job, str):
-                    yield detect_file(spotter, job, overrides, chunk_seconds, keep_curve)
-                else:
-                    yield job.result()
-        except BaseException:
-            for job in jobs:
-                if isinstance(job, Future):
-                    job.cancel()
-            raise
+        for job in jobs:
+            if isinstance(job, str):
+                yield detect_file(spotter, job, overrides, chunk_seconds, keep_curve)
+                continue
+            try:
+                yield job.result()
+            except BrokenProcessPool:
+                raise SpeechconvError("a worker process died (out of memory?); try fewer --workers") from None
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
