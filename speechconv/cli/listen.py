@@ -11,10 +11,12 @@ import argparse
 import queue
 import sys
 from collections.abc import Callable, Iterable, Iterator
-
-import torch
+from typing import TYPE_CHECKING
 
 from speechconv.errors import ConfigError, SpeechconvError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +50,9 @@ def import_sounddevice():
 def microphone_blocks(
     sample_rate: int, block_seconds: float, device: str | int | None = None
 ) -> Iterator[torch.Tensor]:
-    """Mono float32 blocks from an input device, as they are recorded (until the iterator is closed)."""
+    """Mono float32 blocks from an input device, as they are recorded (until the iterator is closed).
+
+    The device is opened here, so a missing ``sounddevice`` or a bad device is reported at once."""
     sd = import_sounddevice()
     blocks: queue.Queue = queue.Queue()
 
@@ -63,6 +67,12 @@ def microphone_blocks(
     except Exception as err:  # PortAudioError, ValueError for unknown devices
         raise SpeechconvError(f"cannot open audio input {device if device is not None else '(default)'}: {err}") \
             from None
+    return _recorded(stream, blocks)
+
+
+def _recorded(stream, blocks: queue.Queue) -> Iterator[torch.Tensor]:
+    import torch
+
     with stream:
         while True:
             yield torch.from_numpy(blocks.get())
@@ -76,6 +86,8 @@ def listen_stream(spotter, blocks: Iterable[torch.Tensor], detector, on_event: C
     """Feed ``blocks`` through one streaming engine and detector, calling ``on_event(event)`` as each
     detection becomes final (and for the last one when the stream ends or is interrupted).
     Returns the number of detections."""
+    import torch
+
     from speechconv.streaming import StreamingEngine
 
     engine = StreamingEngine(spotter)
@@ -107,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
     if not args.block_seconds > 0:
         raise ConfigError(f"--block-seconds must be > 0, got {args.block_seconds}")
+    if open_input is microphone_blocks:
+        import_sounddevice()  # before loading the model and saying we listen
     use_one_thread_unless_configured()
     spotter = load_pretrained(resolve_model(args.model))
     detector = make_detector(spotter, {"threshold": args.threshold})
