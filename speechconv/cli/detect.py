@@ -5,26 +5,63 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
+import stat
 import sys
-from contextlib import ExitStack
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
-from speechconv.audio.discover import AUDIO_EXTENSIONS, find_audio_files
+from speechconv.audio.discover import AUDIO_EXTENSIONS
 from speechconv.errors import ConfigError
+
+MIN_CHUNK_SECONDS = 0.1
+MAX_CHUNK_SECONDS = 600.0
 
 EPILOG = f"""\
 output (stdout unless --output), one row per detection:
   csv       file,start,end,peak,score   (seconds with 3 decimals; score = smoothed posterior at the peak)
   jsonl     {{"file": ..., "start": ..., "end": ..., "peak": ..., "score": ...}}
-  audacity  start<TAB>end<TAB>label: a label track per input. With several inputs --output is needed
-            and names one track per input, OUT_<input stem>.txt (likewise --plot: PLOT_<input stem>.png).
+  audacity  start<TAB>end<TAB>label: a label track per input. With one input it goes to stdout or --output;
+            with several, --output is needed and names one track per input, OUT_<input stem>.txt
+            (likewise --plot: PLOT_<input stem>.png).
 
-Folders are searched recursively for {" ".join(AUDIO_EXTENSIONS)} files; '-' reads one file from
-standard input (its rows name the file '-'). A file that cannot be read prints
-'speechconv: FILE: reason' on stderr, the other files are still processed, and the exit status is 1.
---output files are written atomically. --workers N uses N processes; the output keeps input order.
-Audio is scored in blocks of --chunk-seconds (default 120 s: large blocks let the cores share each
-step; memory stays bounded whatever the file length). The cores are shared among the --workers
-processes (OMP_NUM_THREADS, when set, decides instead)."""
+inputs: folders are searched recursively for {" ".join(AUDIO_EXTENSIONS)} files, following
+symbolic links (a link back to a folder already searched is skipped with a note); a folder that cannot
+be listed is reported. '-' reads one file from standard input (its rows name the file '-'), and a named
+pipe is read like it. A file that cannot be read prints 'speechconv: FILE: reason' on stderr (control
+characters in names escaped, e.g. \\n), the other files are still processed, and the exit status is 1.
+A file damaged part-way (truncated, undecodable or non-finite samples) keeps the rows found before
+the damage, then prints its error line.
+
+outputs: checked before any work: a missing folder, a directory, a read-only file, no permission or an
+output that is one of the inputs stops the run with one line. A regular --output file is written
+atomically (temporary file + rename; a new file gets the umask's mode, an existing one keeps its mode);
+devices and pipes are written in place, never replaced, and a symbolic link stays a link (its target is
+written). A late failure prints 'speechconv: FILE: reason' and exit status 1; a failed --plot or label
+track does not stop the other outputs. A closed pipe (| head) ends the run quietly (status 141).
+
+signals: SIGTERM and SIGHUP (SIGINT too) stop the run and its worker processes, remove temporary files
+and keep an existing --output file; the exit status is 128 + the signal number.
+
+speed: audio is scored in blocks of --chunk-seconds (large blocks let the cores share each step; memory
+stays bounded whatever the file length). --workers N processes files in N processes; each starts
+torch and the model (a few seconds, about 600 MB), so N is lowered to what the CPUs and the available
+memory hold. --workers auto (the default) uses one process unless there is more than an hour of audio.
+The cores are shared among the processes (OMP_NUM_THREADS, when set, decides instead)."""
+
+
+def workers_arg(text: str) -> int | None:
+    """``auto`` (or 0) -> None, else a positive integer."""
+    if text.strip().lower() in ("auto", "0"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes or 'auto', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 1 or 'auto', got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,19 +72,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio file, folder, or '-' for stdin")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="audio file, folder (searched recursively), named pipe, or '-' for standard input")
     parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
                         help="pretrained model: bundled name, model directory or Lightning .ckpt (default: hello)")
     parser.add_argument("--threshold", type=float, default=None, metavar="T",
                         help="score threshold in [0, 1] (default: the model's)")
-    parser.add_argument("--format", choices=("csv", "jsonl", "audacity"), default="csv")
-    parser.add_argument("--output", default=None, metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--format", choices=("csv", "jsonl", "audacity"), default="csv",
+                        help="output format: csv, jsonl or audacity label track, see below (default: csv)")
+    parser.add_argument("--output", default=None, metavar="FILE",
+                        help="write the detections to FILE (default: standard output); with --format audacity "
+                        "and several inputs, one file per input (labels.txt -> labels_<input stem>.txt)")
     parser.add_argument("--plot", default=None, metavar="PNG",
-                        help="save spectrogram, score curve, threshold and detections as a PNG")
+                        help="also save spectrogram, score curve, threshold and detections as a PNG, one per input "
+                        "when there are several (plot.png -> plot_<input stem>.png) (default: no plot)")
     parser.add_argument("--chunk-seconds", type=float, default=120.0, metavar="S",
-                        help="audio is read and scored in blocks of this length (default: 120)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="files processed in parallel by N processes (default: 1)")
+                        help=f"audio is read and scored in blocks of S seconds, {MIN_CHUNK_SECONDS:g} to "
+                        f"{MAX_CHUNK_SECONDS:g}; results do not depend on it (default: 120)")
+    parser.add_argument("--workers", type=workers_arg, default=None, metavar="N",
+                        help="files processed in parallel by N processes, lowered to what the CPUs and memory "
+                        "hold; 'auto' or 0 chooses from the amount of audio (default: auto)")
     parser.set_defaults(func=run)
 
 
@@ -77,76 +121,191 @@ def share_cores(workers: int) -> None:
     if "OMP_NUM_THREADS" not in os.environ:
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, workers)))
+        from speechconv.detect.runner import usable_cpus
+
+        torch.set_num_threads(max(1, usable_cpus() // max(1, workers)))
 
 
 def _check_args(args: argparse.Namespace) -> None:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
-    if not (args.chunk_seconds > 0 and math.isfinite(args.chunk_seconds)):
-        raise ConfigError(f"--chunk-seconds must be > 0, got {args.chunk_seconds}")
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if not (math.isfinite(args.chunk_seconds) and MIN_CHUNK_SECONDS <= args.chunk_seconds <= MAX_CHUNK_SECONDS):
+        raise ConfigError(f"--chunk-seconds must be between {MIN_CHUNK_SECONDS:g} and {MAX_CHUNK_SECONDS:g} "
+                          f"seconds, got {args.chunk_seconds:g}")
 
 
-def _expand(paths: list[str]) -> tuple[list[str], list[str]]:
-    files: list[str] = []
-    errors = []
-    for path in paths:
-        found = find_audio_files([path])
-        if not found and path != "-" and os.path.isdir(path):
-            errors.append(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in folder")
-        files.extend(f for f in found if f not in files)
-    return files, errors
+_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord("\\"): "\\\\"}
+_ESCAPES.update({c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c not in _ESCAPES})
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters escaped (file names may hold them)."""
+    return text.translate(_ESCAPES)
+
+
+def report(message: str) -> None:
+    print(f"speechconv: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+def _same_file_key(path: str) -> tuple | None:
+    try:
+        st = os.fstat(0) if path == "-" else os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def check_outputs(outputs: list[tuple[str, str]], inputs: list[str]) -> None:
+    """Refuse outputs that cannot be written, that are one of the inputs, or that two options share.
+
+    ``outputs`` holds ``(option, path)`` pairs. Raises :class:`ConfigError` or ``OutputError``.
+    """
+    from speechconv.output_files import check_output
+
+    claimed: dict[object, str] = {}
+    existing: dict[tuple, tuple[str, str]] = {}
+    for option, path in outputs:
+        check_output(path)
+        key = _same_file_key(path)
+        if key is not None:
+            existing[key] = (option, path)
+        name = key or os.path.realpath(path)
+        if name in claimed:
+            raise ConfigError(f"{path}: written by both {claimed[name]} and {option}")
+        claimed[name] = option
+    if not existing:
+        return
+    for path in inputs:
+        key = _same_file_key(path)
+        if key in existing:
+            option, output = existing[key]
+            same = "standard input" if path == "-" else f"the input {path}"
+            raise ConfigError(f"{output}: {option} is {same}; refusing to overwrite it")
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (removing temporary files, ending workers) and exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def signals_stop_the_run() -> Iterator[None]:
+    """While in this block, SIGTERM and SIGHUP raise :class:`Terminated` (unless they are ignored, as
+    under nohup); after the first one they are ignored, so the clean-up runs to its end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def stop(signum, frame):
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) == signal.SIG_DFL:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def run(args: argparse.Namespace) -> int:
-    from speechconv.detect.outputs import atomic_output, csv_header, format_events, per_input_paths
-    from speechconv.detect.runner import fix_mmap_threshold, run_detection
-    from speechconv.pretrained import load_pretrained
+    from speechconv.output_files import silence_stdout
+
+    try:
+        with signals_stop_the_run():
+            return _run(args)
+    except Terminated as stop:
+        report(f"stopped by {stop}")
+        return 128 + stop.signum
+    except BrokenPipeError:  # the reader went away (| head): stop quietly, as Unix tools do
+        silence_stdout()
+        return 128 + signal.SIGPIPE
+
+
+def _run(args: argparse.Namespace) -> int:
+    from speechconv.audio.discover import expand_audio_paths
+    from speechconv.output_files import open_output, stdout_writer
 
     _check_args(args)
-    fix_mmap_threshold()
-    share_cores(args.workers)
-    model = resolve_model(args.model)
-    spotter = load_pretrained(model)
-    files, errors = _expand(args.paths)
-    for message in errors:
-        print(f"speechconv: {message}", file=sys.stderr)
+    expansion = expand_audio_paths(args.paths)
+    files = expansion.files
     if args.format == "audacity" and len(files) > 1 and args.output is None:
         raise ConfigError("--format audacity writes one label track per input; with several inputs give --output")
-    overrides = {"threshold": args.threshold}
-    threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
-    plots = per_input_paths(args.plot, files) if args.plot and files else []
-    results = run_detection(spotter, files, overrides, args.chunk_seconds, args.workers, model,
-                            keep_curve=bool(plots))
-    if sys.stderr.isatty():
-        from tqdm import tqdm
+    from speechconv.detect.outputs import per_input_paths
 
-        results = tqdm(results, total=len(files), unit="file", file=sys.stderr)
-    failed = bool(errors)
+    tracks = per_input_paths(args.output, files) if args.format == "audacity" and args.output and files else []
+    plots = per_input_paths(args.plot, files) if args.plot and files else []
+    outputs = [("--output", path) for path in tracks] or ([("--output", args.output)] if args.output else [])
+    check_outputs(outputs + [("--plot", path) for path in plots], files)
+
+    for message in expansion.errors + expansion.notes:
+        report(message)
+    failed = bool(expansion.errors)
+
+    from speechconv.detect.outputs import csv_header, format_events
+    from speechconv.detect.runner import choose_workers, fix_mmap_threshold, run_detection
+    from speechconv.output_files import OutputError, write_output
+    from speechconv.pretrained import load_pretrained
+
+    workers, lowered = choose_workers(args.workers, files)
+    if lowered:
+        report(lowered)
+    fix_mmap_threshold()
+    share_cores(workers)
+    model = resolve_model(args.model)
+    spotter = load_pretrained(model)
+    threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
     with ExitStack() as stack:
+        detections = run_detection(spotter, files, {"threshold": args.threshold}, args.chunk_seconds, workers,
+                                   model, keep_curve=bool(plots))
+        stack.callback(detections.close)  # ends worker processes whatever stops the loop
+        results = detections
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            results = tqdm(detections, total=len(files), unit="file", file=sys.stderr)
         stream = None
-        if args.format != "audacity":
-            stream = stack.enter_context(atomic_output(args.output)) if args.output else sys.stdout
+        if not tracks:
+            stream = stack.enter_context(open_output(args.output)) if args.output else stdout_writer()
             if args.format == "csv":
                 stream.write(csv_header())
-        tracks = per_input_paths(args.output, files) if args.format == "audacity" and args.output else []
+                stream.flush()
         for index, result in enumerate(results):
+            if result.ok or result.events:  # a file damaged part-way keeps the rows before the damage
+                text = format_events(args.format, result.path, result.events, spotter.keyword)
+                if tracks:
+                    try:
+                        write_output(tracks[index], text)
+                    except OutputError as err:
+                        failed = True
+                        report(str(err))
+                else:
+                    stream.write(text)
+                    stream.flush()
             if not result.ok:
                 failed = True
-                print(f"speechconv: {result.error}", file=sys.stderr)
-                continue
-            text = format_events(args.format, result.path, result.events, spotter.keyword)
-            if tracks:
-                with atomic_output(tracks[index]) as f:
-                    f.write(text)
-            else:
-                stream.write(text)
-                stream.flush()
-            if plots:
-                from speechconv.detect.plot import plot_detections
-
-                plot_detections(plots[index], result.curve, threshold, result.events, title=result.path,
-                                keyword=spotter.keyword)
+                report(result.error)
+            elif plots:
+                failed |= not _plot(plots[index], result, threshold, spotter.keyword)
     return 1 if failed else 0
+
+
+def _plot(path: str, result, threshold: float, keyword: str) -> bool:
+    """Draw one plot; a failure is reported and the run goes on (the detections are kept)."""
+    from speechconv.detect.plot import plot_detections
+
+    try:
+        plot_detections(path, result.curve, threshold, result.events, title=result.path, keyword=keyword)
+    except Exception as err:  # OutputError, or matplotlib failing on this curve
+        reason = str(err) if getattr(err, "path", None) == path else f"{path}: cannot draw the plot ({err})"
+        report(reason)
+        return False
+    return True
