@@ -1,16 +1,26 @@
-"""Audio I/O: load, stream, check and save audio files; find audio files in folders."""
+"""Audio I/O: load, stream, check and save audio files; find audio files in folders.
 
-from speechconv.audio.discover import AUDIO_EXTENSIONS, find_audio_files
-from speechconv.audio.io import (
-    MAX_SAMPLE_RATE,
-    MIN_SAMPLE_RATE,
-    AudioError,
-    AudioInfo,
-    audio_info,
-    load_audio,
-    save_audio,
-)
-from speechconv.audio.reader import iter_audio_blocks
+Names are imported on first use, so that ``speechconv.audio.discover`` (file discovery, used by
+every command's ``--help``) does not load numpy and libsndfile.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "AUDIO_EXTENSIONS": "discover",
+    "find_audio_files": "discover",
+    "MAX_SAMPLE_RATE": "io",
+    "MIN_SAMPLE_RATE": "io",
+    "AudioError": "io",
+    "AudioInfo": "io",
+    "audio_info": "io",
+    "load_audio": "io",
+    "save_audio": "io",
+    "iter_audio_blocks": "reader",
+}
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -24,3 +34,28 @@ __all__ = [
     "load_audio",
     "save_audio",
 ]
+
+if TYPE_CHECKING:
+    from speechconv.audio.discover import AUDIO_EXTENSIONS, find_audio_files
+    from speechconv.audio.io import (
+        MAX_SAMPLE_RATE,
+        MIN_SAMPLE_RATE,
+        AudioError,
+        AudioInfo,
+        audio_info,
+        load_audio,
+        save_audio,
+    )
+    from speechconv.audio.reader import iter_audio_blocks
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from speechconv.audio.discover import AUDIO_EXTENSIONS, find_audio_files
-from speechconv.audio.io import AudioError, AudioInfo, audio_info
+
+if TYPE_CHECKING:
+    from speechconv.audio.io import AudioInfo
 
 EPILOG = f"""\
 output (stdout), one line per file, columns separated by two spaces, paths padded to one width:
@@ -60,6 +63,8 @@ def _expand(paths: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from speechconv.audio.io import AudioError, audio_info
+
     files, errors = _expand(args.paths)
     for message in errors:
         print(f"speechconv: {message}", file=sys.stderr)

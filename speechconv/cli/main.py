@@ -1,45 +1,77 @@
 """``speechconv`` entry point. Each subcommand lives in its own module under ``speechconv.cli``
-and exposes ``register(subparsers)``, which adds its parser and sets ``func``."""
+and exposes ``register(subparsers)``, which adds its parser and sets ``func``.
+
+Only the module of the command being run is imported: ``speechconv --help`` and ``speechconv info``
+start without torch, Lightning or matplotlib. The other commands appear in ``--help`` through the
+one-line summaries below (a test checks that they match the modules' own).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from collections.abc import Iterable
 
 from speechconv import __version__
 from speechconv.errors import SpeechconvError
 
-# Order here is the order in `speechconv --help`.
-SUBCOMMANDS = [
-    "detect",
-    "listen",
-    "info",
-    "inspect",
-    "models",
-    "viz",
-    "train",
-    "synth",
-    "evalstream",
-    "evaluate",
-    "export",
-]
+# command -> (module under speechconv.cli, summary in `speechconv --help`); this order is the help's order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "detect": ("detect", "detect the keyword in audio files"),
+    "listen": ("listen", "detect the keyword live from the microphone"),
+    "info": ("info", "show duration, sample rate, channels and format of audio files"),
+    "inspect": ("inspect", "per-layer table of a model: output shape, parameters, MACs, receptive field"),
+    "models": ("models", "list registered models with parameters and MACs"),
+    "viz": ("viz", "research views as PNG: filters, receptive field, activation maximisation, feature maps, "
+            "saliency"),
+    "train": ("train", "train a model from a config (LightningCLI: speechconv train [fit|validate|test] "
+              "--config conf/X.yaml)"),
+    "synth": ("synth", "synthesize keyword / confusable-negative clips with offline TTS"),
+    "make-stream": ("evalstream", "concatenate keyword and other clips over background noise, with a "
+                    "ground-truth CSV"),
+    "evaluate": ("evaluate", "FRR against false alarms per hour on streams with ground truth; DET curve"),
+    "export": ("export", "export the streaming step (ONNX / TorchScript)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``speechconv`` parser. Commands in ``load`` (default: all) get their full parser from their
+    module; the others are listed with their summary only."""
+    load = set(COMMANDS) if load is None else set(load)
     parser = argparse.ArgumentParser(
         prog="speechconv",
         description="Convolutional speech models: keyword detection, training recipes and research tools.",
     )
     parser.add_argument("--version", action="version", version=f"speechconv {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMANDS:
-        importlib.import_module(f"speechconv.cli.{name}").register(subparsers)
+    for name, (module, summary) in COMMANDS.items():
+        if name in load:
+            importlib.import_module(f"speechconv.cli.{module}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary, add_help=False)
     return parser
 
 
+def command_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv``: its first argument that is not an option (the top-level
+    options take no values)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def _write_file_names_as_bytes() -> None:
+    """File names that are not valid UTF-8 reach Python as surrogate escapes; print their own bytes (as
+    ``ls`` does) instead of failing with UnicodeEncodeError."""
+    try:
+        sys.stdout.reconfigure(errors="surrogateescape")
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _write_file_names_as_bytes()
+    parser = build_parser([command_in(argv)])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -4,20 +4,40 @@ from __future__ import annotations
 
 import argparse
 
+EPILOG = """\
+columns: registered name (for --model, `speechconv inspect` and configs), task (audio or image), input shape
+(audio: features x frames; image: channels x height x width), trainable parameters, multiply-accumulates
+(audio models: per second of audio at 100 frames/s; image models: per image), description."""
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list registered models with parameters and MACs",
                               description="List every registered model: task, input, parameters and MACs "
-                              "(per second of audio at 100 frames/s for audio models, per image otherwise).")
+                              "(per second of audio at 100 frames/s for audio models, per image otherwise).",
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.set_defaults(func=run)
 
 
+def _structure_only(name: str):
+    """The model built on the meta device: shapes without memory or weight initialisation (VGG-16's
+    138 M parameters took seconds to initialise); a model that cannot be built there is built normally."""
+    import torch
+
+    from speechconv.models.registry import build_model
+
+    try:
+        with torch.device("meta"):
+            return build_model(name)
+    except (NotImplementedError, RuntimeError):
+        return build_model(name)
+
+
 def run(args: argparse.Namespace) -> int:
-    from speechconv.models.registry import build_model, list_models
+    from speechconv.models.registry import list_models
 
     rows = [("name", "task", "input", "params", "MACs", "description")]
     for entry in list_models():
-        model = build_model(entry.name)
+        model = _structure_only(entry.name)
         params = sum(p.numel() for p in model.parameters())
         macs = model.macs_per_second(100.0) if entry.task == "audio" else model.count_macs(entry.input_shape)
         unit = "/s" if entry.task == "audio" else "/image"
