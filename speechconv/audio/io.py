@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Union
 
@@ -45,6 +46,22 @@ class AudioError(SpeechconvError):
 
     def __reduce__(self):  # keep pickling (multiprocessing data loaders) working
         return (type(self), (self.path, self.reason))
+
+
+class TruncatedAudio(AudioError):
+    """The audio stops before its end: the file is cut short, or decoding fails part-way.
+
+    ``seconds`` of audio (at the file's rate) were decoded before the damage. The block reader raises
+    it after it has yielded those seconds, so callers can keep what came before.
+    """
+
+    def __init__(self, path: str, seconds: float, detail: str) -> None:
+        super().__init__(path, f"truncated at {seconds:.3f} s: {detail}")
+        self.seconds = seconds
+        self.detail = detail
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.seconds, self.detail))
 
 
 @dataclass(frozen=True)
@@ -124,6 +141,36 @@ def _check_header(name: str, f: sf.SoundFile) -> None:
         raise AudioError(name, "no audio samples (0 frames)")
 
 
+_devnull_fd: int | None = None
+
+
+@contextmanager
+def quiet_c_stderr() -> Iterator[None]:
+    """Mute what C libraries print on file descriptor 2 while the block runs: libmpg123 (inside libsndfile)
+    prints warnings and notes about damaged MP3 frames there. The damage itself is reported as an AudioError."""
+    global _devnull_fd
+    try:
+        if _devnull_fd is None:
+            _devnull_fd = os.open(os.devnull, os.O_WRONLY)
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no fd 2 to redirect: nothing to mute
+        yield
+        return
+    os.dup2(_devnull_fd, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _sf_path(name: str) -> str | bytes:
+    """The path as libsndfile opens it: bytes on POSIX, so names that are not valid UTF-8 (held by Python
+    as surrogate escapes) reach the file system unchanged."""
+    return name if os.name == "nt" else os.fsencode(name)
+
+
 @contextmanager
 def open_audio(source: AudioSource) -> Iterator[tuple[str, sf.SoundFile]]:
     """Open ``source`` for reading and validate its header.
@@ -139,7 +186,7 @@ def open_audio(source: AudioSource) -> Iterator[tuple[str, sf.SoundFile]]:
             target: str | IO[bytes] = owned
         else:
             _check_path(name)
-            target = name
+            target = _sf_path(name)
     else:
         if not hasattr(source, "read"):
             raise TypeError(f"expected a path or a binary file object, got {type(source).__name__}")
@@ -150,7 +197,8 @@ def open_audio(source: AudioSource) -> Iterator[tuple[str, sf.SoundFile]]:
             target = owned
     try:
         try:
-            f = sf.SoundFile(target)
+            with quiet_c_stderr():
+                f = sf.SoundFile(target)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
             raise AudioError(
                 name, f"not an audio file or corrupt header ({_libsndfile_message(err)})"
@@ -170,20 +218,75 @@ def _libsndfile_message(err: Exception) -> str:
     return message.rstrip(".") or type(err).__name__
 
 
-def read_frames(name: str, f: sf.SoundFile, frames: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Read up to ``frames`` frames as float32 of shape (n, channels); decode failures raise AudioError.
+def read_block(f: sf.SoundFile, frames: int) -> tuple[np.ndarray, str | None]:
+    """Read up to ``frames`` frames as float32 of shape (n, channels).
 
-    16-bit PCM is decoded as int16 and scaled by 2**-15 here: the same floats as libsndfile's own
-    float conversion (an int16 is exact in float32 and the scale is a power of two), several times faster.
+    Returns ``(frames read, damage)``: ``damage`` is None, or why decoding stopped (the frames decoded
+    before the failure are still returned). 16-bit PCM is decoded as int16 and scaled by 2**-15 here: the
+    same floats as libsndfile's own float conversion (an int16 is exact in float32 and the scale is a power
+    of two), several times faster.
     """
+    pcm16 = is_pcm16(f)
+    start = f.tell()
+    remaining = max(0, f.frames - start)
+    frames = remaining if frames < 0 else min(frames, remaining)
+    buffer = np.empty((frames, f.channels), dtype=np.int16 if pcm16 else np.float32)
+    damage = None
     try:
-        if is_pcm16(f):
-            raw = f.read(frames, dtype="int16", always_2d=True)
-            target = np.empty(raw.shape, dtype=np.float32) if out is None else out[: len(raw)]
-            return np.multiply(raw, np.float32(2.0**-15), out=target, dtype=np.float32)
-        return f.read(frames, dtype="float32", always_2d=True, out=out)
+        with quiet_c_stderr() if _is_mpeg(f) else nullcontext():
+            raw = f.read(frames, dtype=str(buffer.dtype), always_2d=True, out=buffer)
     except (sf.LibsndfileError, RuntimeError) as err:
-        raise AudioError(name, f"corrupt audio data ({_libsndfile_message(err)})") from None
+        detail = re.sub(r"^Error\s*:\s*", "", _libsndfile_message(err))
+        damage = f"corrupt audio data ({detail})"
+        raw = buffer[: _frames_decoded_before_error(f, start, frames)]
+    if pcm16:
+        return np.multiply(raw, np.float32(2.0**-15), dtype=np.float32), damage
+    return raw, damage
+
+
+def _frames_decoded_before_error(f: sf.SoundFile, start: int, requested: int) -> int:
+    """After a decode error libsndfile's position still counts the frames it decoded into the buffer."""
+    try:
+        decoded = f.tell() - start
+    except (sf.LibsndfileError, RuntimeError):
+        return 0
+    return decoded if 0 <= decoded <= requested else 0
+
+
+def _is_mpeg(f: sf.SoundFile) -> bool:
+    return str(f.format) == "MP3" or str(f.subtype).startswith("MPEG")
+
+
+# libsndfile logs "data : <header size> (should be <bytes present>)" for a data chunk cut short.
+_CHUNK_SIZE_LOG = re.compile(r"^\s*(?:data|SSND|Data Size)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+# Sizes that streaming writers put in a header they cannot go back to fix (0xFFFFFFFF and similar).
+_PLACEHOLDER_SIZE = 0x7FFF0000
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                 "ULAW": 1, "ALAW": 1}
+# MP3 frame counts come from the Xing/LAME header or an estimate; allow two MPEG frames of slack.
+_MPEG_SLACK_FRAMES = 2 * 1152
+
+
+def truncation(f: sf.SoundFile, frames_decoded: int) -> str | None:
+    """Why a file that decoded ``frames_decoded`` frames without error is cut short, or None."""
+    rate = f.samplerate
+    if frames_decoded < f.frames < 2**62:  # a frame count from the header that decoding did not reach
+        slack = _MPEG_SLACK_FRAMES if _is_mpeg(f) else 0
+        if f.frames - frames_decoded > slack:
+            return f"the header says {f.frames / rate:.3f} s"
+    try:
+        log = f.extra_info
+    except (sf.LibsndfileError, RuntimeError, AttributeError):
+        return None
+    match = _CHUNK_SIZE_LOG.search(log)
+    if match:
+        declared, present = int(match.group(1)), int(match.group(2))
+        frame_bytes = f.channels * _SAMPLE_BYTES.get(str(f.subtype), 1)
+        if declared < _PLACEHOLDER_SIZE and declared - present >= frame_bytes:
+            return f"the header says {declared / frame_bytes / rate:.3f} s"
+    if "Last page lacks an end-of-stream bit" in log:
+        return "the last Ogg page has no end-of-stream mark"
+    return None
 
 
 def is_pcm16(f: sf.SoundFile) -> bool:
@@ -264,7 +367,11 @@ def load_audio(path: AudioSource, sample_rate: int | None = None) -> tuple[torch
         sample_rate = check_sample_rate(sample_rate)
     with open_audio(path) as (name, f):
         rate = int(f.samplerate)
-        mono = downmix(read_frames(name, f, -1))
+        frames, damage = read_block(f, -1)
+        damage = damage or truncation(f, len(frames))
+    mono = downmix(frames)
+    if damage is not None:
+        raise TruncatedAudio(name, len(mono) / rate, damage)
     if mono.size == 0:
         raise AudioError(name, "no audio samples could be decoded")
     check_finite(name, mono, rate)

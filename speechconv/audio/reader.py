@@ -3,6 +3,9 @@
 Each block is decoded, downmixed, checked for NaN/Inf and resampled by one stateful soxr stream,
 so the concatenated chunks equal :func:`speechconv.audio.load_audio` (exactly when no resampling
 is needed). Memory depends on ``block_seconds``, never on the file length.
+
+Truncated or part-corrupt files, in every format: the blocks up to the damage are yielded, then
+:class:`~speechconv.audio.io.TruncatedAudio` is raised with the seconds that were decoded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from speechconv.audio.io import (
     AudioError,
     AudioSource,
+    TruncatedAudio,
     check_finite,
     check_sample_rate,
     clip_unit,
@@ -23,7 +27,8 @@ from speechconv.audio.io import (
     is_pcm16,
     make_resampler,
     open_audio,
-    read_frames,
+    read_block,
+    truncation,
 )
 from speechconv.errors import ConfigError
 
@@ -38,7 +43,9 @@ def iter_audio_blocks(
 
     Every chunk holds exactly ``round(block_seconds * sample_rate)`` samples, except the last,
     which may be shorter. The file stays open until the iterator is exhausted or closed.
-    Raises :class:`AudioError` for bad input, including a chunk with NaN/Inf samples.
+    Raises :class:`AudioError` for bad input, including a chunk with NaN/Inf samples. A file that is cut
+    short or stops decoding part-way raises :class:`TruncatedAudio` after the chunks decoded before the
+    damage have been yielded (its ``seconds`` says how much audio that was).
     """
     sample_rate = check_sample_rate(sample_rate)
     if not (isinstance(block_seconds, (int, float)) and 0 < block_seconds < math.inf):
@@ -59,18 +66,20 @@ def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterat
         offset = 0
         while True:
             # A fresh array per read: without resampling, a chunk is handed on without a copy.
-            frames = read_frames(name, f, read_size)
-            if len(frames) == 0:
+            frames, damage = read_block(f, read_size)
+            if len(frames):
+                mono = downmix(frames, copy=False)
+                if not pcm16:
+                    check_finite(name, mono, in_rate, offset)
+                offset += len(mono)
+                if resampler is not None:
+                    mono = resampler.resample_chunk(mono, last=False)
+                for chunk in out.push(mono):
+                    yield torch.from_numpy(chunk)
+            if damage is not None or len(frames) == 0:
                 break
-            mono = downmix(frames, copy=False)
-            if not pcm16:
-                check_finite(name, mono, in_rate, offset)
-            offset += len(mono)
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono, last=False)
-            for chunk in out.push(mono):
-                yield torch.from_numpy(chunk)
-        if offset == 0:
+        damage = damage or truncation(f, offset)
+        if offset == 0 and damage is None:
             raise AudioError(name, "no audio samples could be decoded")
         if resampler is not None:
             for chunk in out.push(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)):
@@ -78,6 +87,8 @@ def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterat
         tail = out.flush()
         if tail is not None:
             yield torch.from_numpy(tail)
+        if damage is not None:
+            raise TruncatedAudio(name, offset / in_rate, damage)
 
 
 class _Rechunker:
