@@ -17,9 +17,24 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from speechconv.training.cli import train_main
+def config_files(argv: list[str]) -> list[str]:
+    """The files given to LightningCLI with ``--config FILE``, ``--config=FILE`` or ``-c FILE``."""
+    files = []
+    for i, arg in enumerate(argv):
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            files.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            files.append(arg.split("=", 1)[1])
+    return files
 
+
+def run(args: argparse.Namespace) -> int:
     if not args.lightning_args:
         raise ConfigError("train needs a config: speechconv train --config conf/NAME.yaml [overrides]")
+    from speechconv.pretrained import read_yaml
+
+    for path in config_files(args.lightning_args):  # one line per broken file, before Lightning starts
+        read_yaml(path)
+    from speechconv.training.cli import train_main
+
     return train_main(args.lightning_args)

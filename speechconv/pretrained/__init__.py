@@ -16,13 +16,15 @@ keys start with ``spotter.``.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
-from typing import Any
-
-import torch
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from speechconv.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_FILE = "config.yaml"
@@ -30,6 +32,29 @@ WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "README.md"
 DEFAULT_MODEL = "hello"
 REQUIRED_KEYS = ("frontend", "model", "labels")
+
+
+def read_yaml(path: str | os.PathLike[str]) -> Any:
+    """Parse a YAML file; a missing file or a syntax error is one ConfigError line naming file, line and problem."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: {yaml_problem(err)}") from None
+
+
+def yaml_problem(err: Exception) -> str:
+    """One line for a YAML error: where and what, without PyYAML's quoted source lines and carets."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or getattr(err, "context", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"invalid YAML{where}: {problem}"
 
 
 def bundled_path(name: str) -> Path:
@@ -47,6 +72,7 @@ def default_model_available() -> bool:
 
 def build_spotter(config: dict[str, Any], where: str = "config"):
     """Build an untrained :class:`~speechconv.streaming.KeywordSpotter` from a config dict."""
+    from speechconv.detect.detector import Detector
     from speechconv.frontends import build_frontend
     from speechconv.models import build_model
     from speechconv.streaming import KeywordSpotter
@@ -65,15 +91,21 @@ def build_spotter(config: dict[str, Any], where: str = "config"):
         model_config = {"in_features": frontend.n_features, "num_classes": len(labels), **dict(config["model"])}
         model = build_model(model_config)
         model.config = dict(config["model"])  # record the config as given
-        return KeywordSpotter(frontend, model, list(labels), config.get("detector"), config.get("keyword"))
+        spotter = KeywordSpotter(frontend, model, list(labels), config.get("detector"), config.get("keyword"))
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where}: invalid config ({err})") from None
+    try:  # the detector options are checked here, where the model's file can be named
+        Detector.from_config(spotter.detector, spotter.output_period)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: detector: {err}") from None
+    return spotter
 
 
 def save_pretrained(spotter, directory: str | os.PathLike[str], card_text: str | None = None) -> Path:
     """Write ``spotter`` as a pretrained-model directory (created if needed); returns its path."""
+    import yaml
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -141,34 +173,70 @@ def load_pretrained(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, device
 
 def _load_directory(path: Path):
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     config_path, weights_path = path / CONFIG_FILE, path / WEIGHTS_FILE
     for needed in (config_path, weights_path):
         if not needed.is_file():
             raise ConfigError(f"{path}: not a pretrained model directory ({needed.name} is missing)")
+    spotter = build_spotter(read_yaml(config_path), str(config_path))
+    # Read the bytes here: safetensors reports an unreadable file as "No such file or directory".
     try:
-        config = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{config_path}: not valid YAML ({err})") from None
-    spotter = build_spotter(config, str(config_path))
+        data = weights_path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{weights_path}: cannot read weights ({err.strerror or err})") from None
     try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError) as err:
-        raise ConfigError(f"{weights_path}: cannot read weights ({err})") from None
+        state = load(data)
+    except (SafetensorError, ValueError, OSError) as err:
+        raise ConfigError(f"{weights_path}: not a safetensors file ({_first_line(str(err))})") from None
     _load_state(spotter, state, str(weights_path))
     return spotter
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(hyper_parameters, state_dict) of a Lightning checkpoint, read weights-only (nothing is unpickled)."""
+    """(hyper_parameters, state_dict) of a Lightning checkpoint, read weights-only (nothing is unpickled).
+
+    Every way the file can be wrong is one ConfigError line naming the file.
+    """
+    import torch
+
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read checkpoint ({err.strerror or err})") from None
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before it refuses them
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types
-        raise ConfigError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+        raise ConfigError(f"{path}: {_checkpoint_problem(err)}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
-    return dict(checkpoint.get("hyper_parameters") or {}), checkpoint["state_dict"]
+    hparams, state = checkpoint.get("hyper_parameters") or {}, checkpoint["state_dict"]
+    if not isinstance(hparams, dict):
+        raise ConfigError(f"{path}: not a Lightning checkpoint ('hyper_parameters' is a {type(hparams).__name__}, "
+                          "expected a mapping)")
+    if not isinstance(state, dict) or not all(isinstance(key, str) for key in state):
+        raise ConfigError(f"{path}: not a Lightning checkpoint ('state_dict' is not a mapping of names to tensors)")
+    return dict(hparams), state
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "").rstrip(".")
+
+
+def _checkpoint_problem(err: Exception) -> str:
+    """One line for a checkpoint that torch.load refuses or cannot read."""
+    text = str(err)
+    if "Weights only load failed" in text:
+        # torch's message is a page of advice; the line that names what was refused is the useful one
+        skip = ("Weights only load failed", "Please file an issue", "Check the documentation", "Re-running")
+        lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith(skip)]
+        detail = lines[0].rstrip(".") if lines else type(err).__name__
+        return f"cannot read checkpoint: torch's weights-only loader rejected it ({detail})"
+    first = re.split(r"(?<=\.)\s", _first_line(text), maxsplit=1)[0].rstrip(".")
+    return f"cannot read checkpoint ({first or type(err).__name__}; truncated or not a checkpoint?)"
 
 
 def load_prefixed_state(module: torch.nn.Module, state: dict[str, torch.Tensor], prefix: str, where: str) -> None:
@@ -199,6 +267,7 @@ def _load_state(spotter, state: dict[str, torch.Tensor], where: str) -> None:
 __all__ = [
     "load_prefixed_state",
     "read_checkpoint",
+    "read_yaml",
     "CARD_FILE",
     "CONFIG_FILE",
     "DEFAULT_MODEL",
