@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 EPILOG = """\
 columns: registered name (for --model, `speechconv inspect` and configs), task (audio or image), input shape
@@ -18,26 +20,31 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _structure_only(name: str):
-    """The model built on the meta device: shapes without memory or weight initialisation (VGG-16's
-    138 M parameters took seconds to initialise); a model that cannot be built there is built normally."""
+@contextmanager
+def without_weight_init() -> Iterator[None]:
+    """Make ``torch.nn.init``'s initialisers no-ops while models are built: parameter counts and MACs need
+    shapes only, and initialising VGG-16's 138 M weights took seconds."""
     import torch
 
-    from speechconv.models.registry import build_model
-
+    init = torch.nn.init
+    names = [n for n in dir(init) if n.endswith("_") and not n.startswith("_") and callable(getattr(init, n))]
+    saved = {name: getattr(init, name) for name in names}
+    for name in names:
+        setattr(init, name, lambda tensor, *args, **kwargs: tensor)
     try:
-        with torch.device("meta"):
-            return build_model(name)
-    except (NotImplementedError, RuntimeError):
-        return build_model(name)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(init, name, function)
 
 
 def run(args: argparse.Namespace) -> int:
-    from speechconv.models.registry import list_models
+    from speechconv.models.registry import build_model, list_models
 
     rows = [("name", "task", "input", "params", "MACs", "description")]
     for entry in list_models():
-        model = _structure_only(entry.name)
+        with without_weight_init():
+            model = build_model(entry.name)
         params = sum(p.numel() for p in model.parameters())
         macs = model.macs_per_second(100.0) if entry.task == "audio" else model.count_macs(entry.input_shape)
         unit = "/s" if entry.task == "audio" else "/image"
