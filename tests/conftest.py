@@ -1,7 +1,39 @@
 """Shared test fixtures."""
 
+import os
+import shutil
+import tempfile
+
 import pytest
 import torch
+
+# Caches that libraries and speechconv keep under the home folder, redirected for the whole test run.
+# Set when this file is imported, before test modules import matplotlib (which reads MPLCONFIGDIR once).
+CACHE_VARIABLES = ("XDG_CACHE_HOME", "KOKORO_JA_CACHE", "MPLCONFIGDIR", "SPEECHCONV_CACHE")
+_TEST_CACHE = tempfile.mkdtemp(prefix="speechconv-test-cache-")
+_SAVED_ENV = {name: os.environ.get(name) for name in CACHE_VARIABLES}
+
+
+def _point_caches_to(folder: str) -> None:
+    for name in CACHE_VARIABLES:
+        os.environ[name] = os.path.join(folder, name.lower())
+
+
+_point_caches_to(_TEST_CACHE)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def caches_outside_home():
+    """The test suite never writes to the user's home: every cache lives in a temporary folder
+    (subprocesses inherit it), removed at the end of the session."""
+    _point_caches_to(_TEST_CACHE)
+    yield _TEST_CACHE
+    for name, value in _SAVED_ENV.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    shutil.rmtree(_TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture

@@ -17,24 +17,36 @@ def register(subparsers) -> None:
         "background noise at a per-clip SNR; write the WAV and a ground-truth CSV "
         "(start, end, label, kind, source, snr_db, text).",
     )
-    parser.add_argument("--keyword-manifest", nargs="+", default=[], help="manifest(s) with keyword clips")
+    parser.add_argument("--keyword-manifest", nargs="+", default=[], metavar="MANIFEST",
+                        help="JSONL manifest(s) with keyword clips (default: none)")
     parser.add_argument(
         "--keyword-label",
         default=None,
+        metavar="LABEL",
         help="keep only entries with this label from the keyword manifests (e.g. 'keyword'); "
-        "the rest count as other clips",
+        "the rest count as other clips (default: every entry is a keyword clip)",
     )
-    parser.add_argument("--other-manifest", nargs="+", default=[], help="manifest(s) with non-keyword clips")
-    parser.add_argument("--noise", nargs="*", default=[], help="noise WAV files or folders (looped)")
-    parser.add_argument("--out", required=True, help="output WAV")
+    parser.add_argument("--other-manifest", nargs="+", default=[], metavar="MANIFEST",
+                        help="JSONL manifest(s) with non-keyword clips (default: none)")
+    parser.add_argument("--noise", nargs="*", default=[], metavar="PATH",
+                        help="noise audio files or folders, looped under the whole stream "
+                        "(default: none, a silent background)")
+    parser.add_argument("--out", required=True, metavar="WAV", help="output WAV file")
     parser.add_argument("--csv", default=None, help="ground-truth CSV (default: OUT with .csv)")
     parser.add_argument(
-        "--duration", type=float, default=None, help="stream length in seconds (default: each clip once)"
+        "--duration", type=float, default=None, metavar="S",
+        help="stream length in seconds; clips are reused to fill it (default: each clip once)",
     )
-    parser.add_argument("--gap", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"))
-    parser.add_argument("--snr", type=float, nargs=2, default=(5.0, 20.0), metavar=("MIN", "MAX"))
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gap", type=float, nargs=2, default=(1.0, 4.0), metavar=("MIN", "MAX"),
+                        help="pause between clips in seconds, drawn uniformly from [MIN, MAX] (default: 1 4)")
+    parser.add_argument("--snr", type=float, nargs=2, default=(5.0, 20.0), metavar=("MIN", "MAX"),
+                        help="clip-to-noise ratio in dB, drawn uniformly per clip from [MIN, MAX] "
+                        "(default: 5 20; ignored without --noise)")
+    parser.add_argument("--sample-rate", type=int, default=16000, metavar="HZ",
+                        help="sample rate of the stream in Hz; clips and noise are resampled (default: 16000)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="random seed for clip order, gaps, SNRs and the noise start; the same seed and "
+                        "inputs give the same stream (default: 0)")
     parser.set_defaults(func=run)
 
 

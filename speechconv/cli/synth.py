@@ -34,25 +34,31 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--keyword", required=True, help="keyword text, e.g. 'hello'")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--keyword", required=True, metavar="TEXT", help="keyword text, e.g. 'hello'")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--n", type=int, required=True, help="number of keyword clips")
-    parser.add_argument("--negatives", type=int, default=0, help="number of negative clips (default 0)")
+    parser.add_argument("--negatives", type=int, default=0, metavar="N", help="number of negative clips (default: 0)")
     parser.add_argument(
         "--engines",
         default=DEFAULT_ENGINES,
-        help=f"comma-separated engines (missing ones are skipped; default {DEFAULT_ENGINES})",
+        metavar="LIST",
+        help=f"comma-separated engines (missing ones are skipped; default: {DEFAULT_ENGINES})",
     )
     parser.add_argument(
         "--engine-weights",
         default="",
+        metavar="LIST",
         help="relative engine frequencies, e.g. 'piper=2,kokoro=2' (unlisted engines weigh 1; "
         "default: every clip picks an engine uniformly)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="random seed: clip i's text, voice and parameters depend only on the seed and i, "
+                        "whatever --workers (default: 0)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="parallel worker processes (default: 1)")
+    parser.add_argument("--sample-rate", type=int, default=16000, metavar="HZ",
+                        help="sample rate of the written WAV files in Hz (default: 16000)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (default: progress on stderr)")
     parser.set_defaults(func=run)
 
 

@@ -20,41 +20,52 @@ def register(subparsers) -> None:
 
     def view(name: str, help_text: str, needs_input: bool = False) -> argparse.ArgumentParser:
         v = views.add_parser(name, help=help_text, description=help_text)
-        v.add_argument("--model", required=True, help="registered model name, pretrained directory/name or .ckpt")
-        v.add_argument("--out", required=True, help="PNG file to write")
+        v.add_argument("--model", required=True, metavar="NAME_OR_PATH",
+                       help="registered model name, pretrained directory/name or .ckpt")
+        v.add_argument("--out", required=True, metavar="PNG", help="PNG file to write")
         if needs_input:
-            v.add_argument("--input", required=True, help="audio file (or an image file for image models)")
+            v.add_argument("--input", required=True, metavar="FILE",
+                           help="audio file (or an image file for image models)")
         v.set_defaults(func=run)
         return v
 
     v = view("filters", "first-layer filters as a grid of patches (frequency x time for audio models)")
-    v.add_argument("--max-filters", type=int, default=64, help="draw at most this many filters (default 64)")
+    v.add_argument("--max-filters", type=int, default=64, metavar="N",
+                   help="draw at most this many filters (default: 64)")
 
     v = view("receptive-field", "analytic receptive field of one output frame of a layer, on an input's "
              "spectrogram", needs_input=True)
-    v.add_argument("--layer", default="-1", help="layer index or name (default -1: the model output)")
-    v.add_argument("--frame", type=int, default=None, help="output frame of that layer (default: the middle)")
+    v.add_argument("--layer", default="-1", metavar="INDEX_OR_NAME",
+                   help="layer index or name (default: -1, the model output)")
+    v.add_argument("--frame", type=int, default=None, metavar="T",
+                   help="output frame of that layer, counted in the layer's output frames (default: the middle)")
 
     v = view("maximize", "input learned by gradient ascent on one neuron (L2 + total variation, Adam, from "
              "noise), with the analytic receptive field for comparison")
-    v.add_argument("--layer", default="-1", help="layer index or name (default -1: the model output)")
-    v.add_argument("--channel", type=int, default=0, help="channel (class for the output layer; default 0)")
-    v.add_argument("--position", type=int, nargs="+", default=None,
+    v.add_argument("--layer", default="-1", metavar="INDEX_OR_NAME",
+                   help="layer index or name (default: -1, the model output)")
+    v.add_argument("--channel", type=int, default=0, metavar="C",
+                   help="channel of that layer; for the output layer, the class (default: 0)")
+    v.add_argument("--position", type=int, nargs="+", default=None, metavar="I",
                    help="output position: a time frame, or one index per spatial axis (default: the centre)")
-    v.add_argument("--frames", type=int, default=None,
-                   help="input frames for audio models (default: twice the layer's receptive field, >= 32)")
-    v.add_argument("--steps", type=int, default=200, help="Adam steps (default 200)")
-    v.add_argument("--lr", type=float, default=0.05, help="learning rate (default 0.05)")
-    v.add_argument("--l2", type=float, default=1e-3, help="weight of sum(x^2) (default 1e-3)")
-    v.add_argument("--tv", type=float, default=1e-2, help="weight of the squared total variation (default 1e-2)")
-    v.add_argument("--seed", type=int, default=0, help="seed of the starting noise (default 0)")
+    v.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="input length in spectrogram frames for audio models (default: twice the layer's "
+                   "receptive field, at least 32)")
+    v.add_argument("--steps", type=int, default=200, metavar="N", help="Adam steps (default: 200)")
+    v.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default: 0.05)")
+    v.add_argument("--l2", type=float, default=1e-3, help="weight of the penalty sum(x^2) (default: 1e-3)")
+    v.add_argument("--tv", type=float, default=1e-2,
+                   help="weight of the squared total variation penalty (default: 1e-2)")
+    v.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed of the starting noise; the same seed gives the same image (default: 0)")
 
     view("activations", "every layer's output over time for an input file (channels x frames)", needs_input=True)
 
     v = view("saliency", "gradient of a class score with respect to the input spectrogram", needs_input=True)
-    v.add_argument("--class-index", type=int, default=None,
+    v.add_argument("--class-index", type=int, default=None, metavar="C",
                    help="class to explain (default: the keyword of a pretrained model, else 1)")
-    v.add_argument("--frame", type=int, default=None, help="output frame (default: where the score is largest)")
+    v.add_argument("--frame", type=int, default=None, metavar="T",
+                   help="output frame of the model (default: where the score is largest)")
 
 
 def run(args: argparse.Namespace) -> int:

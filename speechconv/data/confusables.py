@@ -76,9 +76,12 @@ class ConfusablesError(SpeechconvError):
 
 
 def cache_dir() -> Path:
-    """Folder for on-disk caches (``$SPEECHCONV_CACHE`` or ``~/.cache/speechconv``)."""
-    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "speechconv")
-    return Path(root)
+    """Folder for on-disk caches: ``$SPEECHCONV_CACHE``, else ``$XDG_CACHE_HOME/speechconv``, else
+    ``~/.cache/speechconv``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "speechconv"
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,6 +1,6 @@
-"""The seed's image augmentation preset: one random affine warp per image.
+"""Image augmentation preset: one random affine warp per image.
 
-Distributions (each range is a constructor argument, defaults are the seed's):
+Distributions (each range is a constructor argument; the defaults are these):
 
 * rotation: uniform in [0, 360) degrees;
 * translation: x and y independently uniform in [-10, 10] pixels;

@@ -9,9 +9,11 @@ The metadata is copied, with ``quantization`` set, so the result is a drop-in re
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,25 @@ from speechconv.export.state import CHUNK_INPUT, INITIAL_STATE_KEY, METADATA_KEY
 
 MODES = ("dynamic", "static")
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+
+
+class _NoPreprocessingAdvice(logging.Filter):
+    """onnxruntime advises, on the root logger, to run its shape-inference pre-processing first: it only
+    helps graphs with unknown shapes, and every shape of an exported step is fixed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_onnxruntime() -> Iterator[None]:
+    quiet = _NoPreprocessingAdvice()
+    root = logging.getLogger()
+    root.addFilter(quiet)
+    try:
+        yield
+    finally:
+        root.removeFilter(quiet)
 
 
 def float_nodes(model) -> list[str]:
@@ -79,7 +100,7 @@ def quantize_onnx(
         raise ConfigError(f"{float_path}: not a speechconv streaming step (no '{METADATA_KEY}' metadata)")
     spec = StepSpec.from_json(props[METADATA_KEY], str(float_path))
     exclude = float_nodes(model)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet_onnxruntime():
         raw = Path(tmp) / "quantized.onnx"
         if mode == "dynamic":
             quantize_dynamic(str(float_path), str(raw), weight_type=QuantType.QInt8,

@@ -35,7 +35,9 @@ def export_torchscript(spotter, path: str | os.PathLike[str], chunk_samples: int
         warnings.simplefilter("ignore")  # tracer warnings about Python ints: shapes are fixed on purpose
         traced = torch.jit.trace(step, inputs, check_trace=False)
     extra = {SPEC_FILE: spec.to_json(), STATE_FILE: initial_state_json(state)}
-    torch.jit.save(traced, str(path), _extra_files=extra)
+    with warnings.catch_warnings():  # TorchScript is deprecated in favour of torch.export; it is still the format here
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.save.* is deprecated", category=FutureWarning)
+        torch.jit.save(traced, str(path), _extra_files=extra)
     return spec
 
 
@@ -43,7 +45,9 @@ def load_torchscript(path: str | os.PathLike[str]) -> tuple[torch.jit.ScriptModu
     """Load an exported step: ``(module, spec, initial state tensors)``."""
     extra = {SPEC_FILE: "", STATE_FILE: ""}
     try:
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except (RuntimeError, ValueError) as err:
         raise ConfigError(f"{path}: cannot load TorchScript module ({str(err).splitlines()[0]})") from None
     if not extra[SPEC_FILE]:

@@ -1,7 +1,8 @@
-"""LeNet-5 (LeCun et al. 1998) as the seed specifies it, built from the shared blocks.
+"""LeNet-5 (LeCun et al. 1998) in its common modern form, built from the shared blocks.
 
 32x32 input; C1: 6 filters 5x5, valid; S2: 2x2 max pool, stride 2; C3: 16 filters 5x5; S4: pool;
-fully connected 120-84-10. 61,706 parameters.
+fully connected 120-84-10. 61,706 parameters. Unlike the 1998 paper: ReLU instead of scaled tanh, max
+pooling instead of trainable subsampling, every C3 map sees all S2 maps, and a linear output instead of RBF units.
 """
 
 from __future__ import annotations
@@ -29,5 +30,5 @@ class LeNet5(ImageModel):
 
 @register_model("lenet5", "image", (1, 32, 32))
 def lenet5(**kwargs) -> LeNet5:
-    """LeNet-5 for 32x32 grey images (MNIST padded by 2), exactly as the seed specifies."""
+    """LeNet-5 for 32x32 grey images (MNIST padded by 2): 6@5x5, pool, 16@5x5, pool, dense 120-84-10, ReLU."""
     return LeNet5(**kwargs)

@@ -86,7 +86,7 @@ def vgg_small(num_classes: int = 10, in_channels: int = 3, batch_norm: bool = Tr
 @register_model("vgg16", "image", (3, 224, 224))
 def vgg16(num_classes: int = 1000, in_channels: int = 3, batch_norm: bool = False, dropout: float = 0.5,
           depth: int = 16) -> VGG:
-    """VGG-16 (configuration D) at 224x224: 138,357,544 parameters; ``depth`` 11/13/19 give A/B/E."""
+    """VGG-16 (configuration D) at 224x224: 138,357,544 parameters; depth=11, 13 or 19 gives A, B or E."""
     if depth not in DEPTHS:
         raise ConfigError(f"VGG depth must be one of {sorted(DEPTHS)}, not {depth}")
     return VGG(CONFIGS[DEPTHS[depth]], num_classes, in_channels, batch_norm, dropout=dropout)

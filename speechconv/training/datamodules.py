@@ -93,7 +93,7 @@ class ImageTensorDataset(Dataset):
 
 
 def _image_augment(augment: bool | dict | None):
-    """``True`` = the seed preset with its default ranges; a dict = the preset with those ranges."""
+    """``True`` = the random affine preset with its default ranges; a dict = the preset with those ranges."""
     if not augment:
         return None
     from speechconv.data.image_augment import SeedImageAugment
@@ -106,7 +106,8 @@ class MNISTDataModule(_LoaderMixin, pl.LightningDataModule):
 
     The last ``val_split`` training images are the validation set; the 10k test set is the test set.
     Only when ``data_dir`` holds no files at all does ``prepare_data`` download MNIST with torchvision.
-    ``augment``: False, True (the seed's image preset with its default ranges) or a dict of
+    ``augment``: False, True (a random affine warp per image: rotation, shift, scale, flip, shear, stretch,
+    with default ranges) or a dict of
     :class:`~speechconv.data.image_augment.SeedImageAugment` ranges.
     """
 
