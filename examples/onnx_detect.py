@@ -58,7 +58,7 @@ class Step:
         scores = np.concatenate(scores) if scores else np.zeros(0, np.float32)
         period = spec["output_frame_period"]
         times = spec["first_output_time"] + period * np.arange(len(scores))
-        # drop frames that straddle the warm-up or need the padding of the last chunk
+        # drop frames that need the zero padding of the last chunk
         duration = len(wave) / spec["sample_rate"]
         keep = (times >= spec["stream_start_time"] - 1e-9) & (times + spec["audio_end_lag"] <= duration + 1e-9)
         frames = np.round((times[keep] - spec["stream_start_time"]) / period)
@@ -67,10 +67,11 @@ class Step:
 
 def stream_times(timing: dict, frames: np.ndarray) -> np.ndarray:
     """Seconds described by stream output frames, with speechconv's arithmetic (bit-identical times)."""
-    t = np.asarray(frames, dtype=np.float64)
+    t = np.asarray(frames, dtype=np.float64) + timing.get("warm_frames", 0)
     end_frame = timing["offset"] + t * timing["stride"] + timing["size"] - 1
     hop = timing["hop"]
-    return (end_frame * hop + timing["n_fft"] - timing["lookahead"] * hop) / timing["sample_rate"]
+    end_sample = end_frame * hop + timing["n_fft"] - timing["lookahead"] * hop - timing.get("warmup_samples", 0)
+    return end_sample / timing["sample_rate"]
 
 
 def smooth(scores: np.ndarray, window: int) -> np.ndarray:

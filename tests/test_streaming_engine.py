@@ -136,9 +136,12 @@ def test_output_times_follow_the_receptive_field_formula():
     field = spotter.model.receptive_field()
     fe = spotter.frontend
     times = spotter.output_times(3, 4)
+    # frames count from the first output after the warm-up silence; times from the stream's first sample
+    warm_frames = spotter.model.output_frames(fe.num_frames(spotter.warmup_samples))
     for i, t in enumerate(range(3, 7)):
-        end_frame = field.offset + t * field.stride + field.size - 1
-        expected = (end_frame * fe.hop_length + fe.n_fft - spotter.model.lookahead * fe.hop_length) / SR
+        end_frame = field.offset + (t + warm_frames) * field.stride + field.size - 1
+        expected = (end_frame * fe.hop_length + fe.n_fft - spotter.model.lookahead * fe.hop_length
+                    - spotter.warmup_samples) / SR
         assert times[i] == pytest.approx(expected)
     # a causal model: output t ends at feature frame t * stride
     causal = make_spotter("tc_resnet")
@@ -190,7 +193,9 @@ def test_engine_state_tensors_resume_a_stream():
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), np.concatenate(t_all))
     np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), np.concatenate(s_all), atol=1e-6)
     resumed.reset()
-    assert resumed.frames_done == 0 and resumed.state == {}
+    initial = spotter.initial_state(1)  # a reset stream starts where every stream starts
+    assert resumed.frames_done == 0 and resumed.state.keys() == initial.keys()
+    assert all(torch.equal(resumed.state[k], v) for k, v in initial.items())
 
 
 @pytest.mark.parametrize("model_name", [None, "tc_resnet"])

@@ -3,13 +3,12 @@
 An exported step (ONNX or TorchScript) takes ``chunk`` and the state tensors as positional inputs and
 returns ``posteriors`` and the new state tensors, in the order of :attr:`StepSpec.state_names`
 (inputs ``state_in.<name>``, outputs ``state_out.<name>``). A fixed-shape step cannot start from an
-empty cache, so it starts from :meth:`KeywordSpotter.init_state_with_warmup`: the state of a stream
-that heard ``warmup_samples`` of digital silence. Times are given relative to the audio that follows
-the warm-up (see :func:`step_times`). To give the frames of a :class:`StreamingEngine` run on the
-same audio, a consumer keeps the outputs with ``stream_start_time <= time`` (earlier ones straddle
-the warm-up) and ``time + audio_end_lag <= duration`` (later ones need the zero padding of the last
-chunk); the kept outputs differ from the engine's only within one receptive field of the start,
-where the engine's layers see zero padding and the step sees features of silence.
+empty cache; it starts, as every speechconv stream does, from :meth:`KeywordSpotter.initial_state`: the
+state of a stream that heard ``warmup_samples`` of digital silence. Times are given relative to the
+audio that follows (see :func:`step_times`). The outputs are those of a :class:`StreamingEngine` run on
+the same audio from sample 0, except the last ones: a consumer keeps outputs with
+``time + audio_end_lag <= duration`` (later ones need the zero padding of the last chunk).
+``stream_start_time`` (kept for format version 1) equals ``first_output_time``.
 
 Everything a consumer needs is one JSON document (:data:`METADATA_KEY`) plus the initial state,
 stored as base64 little-endian bytes (:data:`INITIAL_STATE_KEY`), so no torch is needed to run it.
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from speechconv.errors import ConfigError
+from speechconv.streaming.timing import stream_times  # noqa: F401  (re-exported for consumers)
 
 METADATA_KEY = "speechconv"
 INITIAL_STATE_KEY = "speechconv.initial_state"
@@ -85,20 +85,7 @@ class StepSpec:
 
 def frame_timing(spotter) -> dict[str, int]:
     """The integers of :meth:`KeywordSpotter.output_times`, so consumers compute bit-identical times."""
-    field = spotter.model.receptive_field()
-    return {
-        "offset": int(field.offset), "stride": int(field.stride), "size": int(field.size),
-        "hop": int(spotter.frontend.hop_length), "n_fft": int(spotter.frontend.n_fft),
-        "lookahead": int(getattr(spotter.model, "lookahead", 0)), "sample_rate": int(spotter.sample_rate),
-    }
-
-
-def stream_times(timing: dict[str, int], frames: np.ndarray) -> np.ndarray:
-    """Seconds described by stream output frames ``frames``, with the engine's arithmetic."""
-    t = np.asarray(frames, dtype=np.float64)
-    end_frame = timing["offset"] + t * timing["stride"] + timing["size"] - 1
-    hop = timing["hop"]
-    return (end_frame * hop + timing["n_fft"] - timing["lookahead"] * hop) / timing["sample_rate"]
+    return spotter.frame_timing
 
 
 def step_times(first_output_time: float, period: float, start_frame: int, n: int) -> np.ndarray:
@@ -249,8 +236,7 @@ def prepare_step(spotter, chunk_samples: int | None = None) -> tuple[StreamingSt
     bad = [n for n in names if not n.startswith(("frontend.", "model."))]
     if bad or "frontend.samples" not in names:
         raise ConfigError(f"unexpected spotter state entries {bad or names}")
-    warm_frames = spotter.output_frames(warmup)
-    first_time = float(spotter.output_times(warm_frames, 1)[0]) - warmup / spotter.sample_rate
+    first_time = float(spotter.output_times(0, 1)[0])
     spec = StepSpec(
         chunk_samples=chunk_samples,
         sample_rate=spotter.sample_rate,
@@ -260,7 +246,7 @@ def prepare_step(spotter, chunk_samples: int | None = None) -> tuple[StreamingSt
         frames_per_chunk=chunk_samples // period,
         output_frame_period=spotter.output_period,
         first_output_time=first_time,
-        stream_start_time=float(spotter.output_times(0, 1)[0]),
+        stream_start_time=first_time,
         audio_end_lag=int(getattr(spotter.model, "lookahead", 0)) * int(spotter.frontend.hop_length)
         / spotter.sample_rate,
         warmup_samples=int(warmup),

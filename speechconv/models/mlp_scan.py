@@ -69,7 +69,9 @@ class WindowMLP(StreamingModule):
         classes = self.layers[-1].linear.out_features
         if not n_out:
             return x.new_zeros(batch, classes, 0), new_cache
-        windows = ready.unfold(-1, self.window, self.stride)  # (B, F, n_out, W)
+        # a gather rather than Tensor.unfold, which the ONNX exporter gets wrong
+        index = torch.arange(n_out, device=x.device)[:, None] * self.stride + torch.arange(self.window, device=x.device)
+        windows = ready[..., index]  # (B, F, n_out, W)
         windows = windows.transpose(1, 2).reshape(batch * n_out, self.in_features, self.window)
         scores = self.mlp(windows).reshape(batch, n_out, classes).transpose(1, 2)
         return scores, new_cache

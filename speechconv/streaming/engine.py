@@ -10,12 +10,22 @@ chunk sizes are.
 :class:`StreamingEngine` holds one stream: its state and the index of its next output frame, so
 ``feed(chunk)`` returns the keyword posteriors with the time each one describes.
 
+The state before the first sample
+---------------------------------
+Every stream starts as if it had been preceded by digital silence: from :meth:`KeywordSpotter.initial_state`,
+the state after :attr:`KeywordSpotter.warmup_samples` samples of zeros (enough to fill every cache; more
+silence changes nothing). Offline inference (``forward``), the streaming engine, training
+(:class:`speechconv.training.AudioClassifier`) and the exported step all start there, so they give the same
+scores from sample 0, and frame ``0`` is the first one that the real audio completes.
+
 Timing
 ------
 Feature frame ``k`` covers samples ``[k * hop, k * hop + n_fft)``. Model output ``t`` sees feature
 frames up to ``end(t) = offset + t * stride + size - 1`` of its receptive field (``t * stride`` when
 every layer pads causally) and waits ``lookahead`` frames past the frame it describes, so it describes
-the audio ending at ``(end(t) * hop + n_fft - lookahead * hop) / sample_rate`` seconds.
+the audio ending at ``(end(t) * hop + n_fft - lookahead * hop) / sample_rate`` seconds, counted from
+the start of the warm-up silence; :meth:`KeywordSpotter.output_times` gives it from the stream's first
+sample.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from torch import nn
 
 from speechconv.blocks.streaming import Cache, add_prefix, sub_cache
 from speechconv.errors import ConfigError
+from speechconv.streaming.timing import stream_times
 
 #: Labels that never name the keyword (background classes of keyword-spotting corpora).
 BACKGROUND_LABELS = frozenset(
@@ -128,39 +139,124 @@ class KeywordSpotter(nn.Module):
             "detector": dict(self.detector),
         }
 
-    def output_frames(self, num_samples: int) -> int:
-        """Output frames for a waveform of ``num_samples`` samples (offline or streamed)."""
+    def _frames_from_zero(self, num_samples: int) -> int:
+        """Output frames of ``num_samples`` fed to an empty state (no warm-up)."""
         return self.model.output_frames(self.frontend.num_frames(num_samples))
 
+    def output_frames(self, num_samples: int) -> int:
+        """Output frames of a stream of ``num_samples`` samples (offline or streamed, from the initial state)."""
+        warmup = self.warmup_samples
+        return self._frames_from_zero(warmup + num_samples) - self._frames_from_zero(warmup)
+
     def output_times(self, start_frame: int, n: int) -> np.ndarray:
-        """Seconds described by output frames ``start_frame .. start_frame + n - 1`` (see module doc)."""
+        """Seconds from the stream's first sample described by output frames ``start_frame .. + n - 1``."""
+        return stream_times(self.frame_timing, np.arange(start_frame, start_frame + n))
+
+    @property
+    def frame_timing(self) -> dict[str, int]:
+        """The integers of the timing rule (:func:`speechconv.streaming.timing.stream_times`)."""
         field = self.model.receptive_field()
-        hop = int(self.frontend.hop_length)
-        t = np.arange(start_frame, start_frame + n, dtype=np.float64)
-        end_frame = field.offset + t * field.stride + field.size - 1
-        lookahead = int(getattr(self.model, "lookahead", 0))
-        return (end_frame * hop + self.frontend.n_fft - lookahead * hop) / self.sample_rate
+        return {
+            "offset": int(field.offset), "stride": int(field.stride), "size": int(field.size),
+            "hop": int(self.frontend.hop_length), "n_fft": int(self.frontend.n_fft),
+            "lookahead": int(getattr(self.model, "lookahead", 0)), "sample_rate": int(self.sample_rate),
+            "warmup_samples": int(self.warmup_samples), "warm_frames": self._frames_from_zero(self.warmup_samples),
+        }
+
+    # --- the state before the first sample ----------------------------------------------------
+    @property
+    def warmup_samples(self) -> int:
+        """Samples of silence after which the state no longer changes (a multiple of one output period).
+
+        Caches start zero-padded; this much silence replaces every padded value by the response to
+        silence: the receptive field, rounded up, checked by feeding one more period.
+        """
+        if getattr(self, "_warmup_samples", None) is None:
+            self._warmup_samples = self._settle()[1] if self.streamable else 0
+        return self._warmup_samples
+
+    @torch.no_grad()
+    def _silence_state(self, samples: int) -> Cache:
+        device = next(iter(self.buffers()), torch.empty(0)).device
+        return self._forward_streaming(torch.zeros(1, samples, device=device), {})[1]
+
+    @torch.no_grad()
+    def _settle(self, max_seconds: float = 60.0) -> tuple[Cache, int]:
+        period = self.samples_per_output
+        field = self.model.receptive_field().size * int(self.frontend.hop_length) + int(self.frontend.n_fft)
+        samples = -(-field // period) * period
+        while samples <= max_seconds * self.sample_rate:
+            state = self._silence_state(samples)
+            longer = self._forward_streaming(torch.zeros(1, period, device=_device(self)), state)[1]
+            if _same_state(state, longer):
+                return state, samples
+            samples *= 2
+        raise ConfigError(f"the streaming state does not settle after {max_seconds:g} s of silence")
+
+    def initial_state(self, batch: int = 1) -> Cache:
+        """The state before a stream's first sample: after :attr:`warmup_samples` of digital silence.
+
+        Computed with the current weights in eval mode (batch norm uses its running statistics) and
+        without gradients, and reused while the weights stay the same; every one of ``batch`` streams
+        gets the same state.
+        """
+        if not self.streamable:
+            raise ConfigError("this spotter cannot stream (see KeywordSpotter.streamable)")
+        key = (_device(self), tuple((t.data_ptr(), -1 if t.is_inference() else t._version)
+                                    for t in (*self.parameters(), *self.buffers())))
+        cached = getattr(self, "_initial_state", None)
+        if cached is None or cached[0] != key:
+            was_training = self.training
+            self.eval()
+            try:
+                state = self._silence_state(self.warmup_samples)
+            finally:
+                self.train(was_training)
+            self._initial_state = cached = (key, state)
+        # batched entries are (1, ...) with two or more axes; skip counters (1,) are not per stream
+        return {k: v.expand(batch, *v.shape[1:]).clone() if v.ndim >= 2 else v.clone()
+                for k, v in cached[1].items()}
 
     # --- computation -------------------------------------------------------------------------
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Posteriors ``(B, C, frames)`` of whole waveforms ``(B, T)`` (or ``(T,)``)."""
-        features = self.frontend(wave)
-        logits, _ = self.model(features)
-        return torch.softmax(logits, dim=1)
+        """Posteriors ``(B, C, frames)`` of whole waveforms ``(B, T)`` (or ``(T,)``), from the initial state."""
+        return torch.softmax(self.logits(wave), dim=1)
+
+    def logits(self, wave: torch.Tensor, feature_augment=None) -> torch.Tensor:
+        """Frame logits ``(B, C, frames)`` of whole waveforms from the initial state (training's view).
+
+        ``feature_augment`` (e.g. SpecAugment) is applied to the features of ``wave`` only.
+        """
+        wave = wave if wave.ndim == 2 else wave.reshape(1, -1)
+        if not self.streamable:  # a model that needs the whole input has no stream to start
+            features = self.frontend(wave)
+            state: Cache = {}
+        else:
+            state = self.initial_state(wave.shape[0])
+            features, _ = self.frontend.forward_streaming(wave, sub_cache(state, "frontend."))
+        if feature_augment is not None:
+            features = feature_augment(features)
+        logits, _ = self.model(features, sub_cache(state, "model.") if state else None)
+        return logits
 
     def forward_streaming(
         self, chunk: torch.Tensor, state: Cache | None = None
     ) -> tuple[torch.Tensor, Cache]:
         """Posteriors ``(B, C, n)`` of the output frames that ``chunk`` ``(B, T')`` completes.
 
-        ``state`` is the previous step's state (``None`` or ``{}`` starts a stream); the input state
-        is not modified.
+        ``state`` is the previous step's state; ``None`` or ``{}`` starts a stream from
+        :meth:`initial_state`. The input state is not modified.
         """
         if not self.streamable:
             raise ConfigError(
                 "this spotter cannot stream: its model or front-end needs the whole input "
                 "('same' padding, dense layers over time, or utterance normalization)"
             )
+        if not state:
+            state = self.initial_state(chunk.shape[0] if chunk.ndim == 2 else 1)
+        return self._forward_streaming(chunk, state)
+
+    def _forward_streaming(self, chunk: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
         features, frontend_cache = self.frontend.forward_streaming(chunk, sub_cache(state, "frontend."))
         logits, model_cache = self.model(features, sub_cache(state, "model."))
         new_state = add_prefix(frontend_cache, "frontend.")
@@ -171,40 +267,46 @@ class KeywordSpotter(nn.Module):
     def init_state_with_warmup(
         self, batch: int = 1, chunk_samples: int | None = None, max_steps: int = 64
     ) -> tuple[Cache, int]:
-        """A fixed-shape state for chunks of ``chunk_samples``, and the silence it was primed with.
-
-        A stream's first steps grow the caches (nothing is padded with invented samples), so a
-        fixed-shape step function (ONNX) starts from the state of a stream that has heard
-        ``warmup`` samples of digital silence, fed in chunks of ``chunk_samples`` until no state
-        tensor changes shape any more. Feeding ``wave`` from this state gives the posteriors that
-        the offline model gives for ``cat(zeros(warmup), wave)`` after the warm-up's frames.
-        ``chunk_samples`` defaults to one output period; it must be a multiple of the hop.
-        """
+        """:meth:`initial_state` and :attr:`warmup_samples`, checked to keep fixed shapes with chunks of
+        ``chunk_samples`` (default: one output period; it must be a multiple of the hop), as a
+        fixed-shape step function (ONNX) needs."""
         step = self.samples_per_output if chunk_samples is None else int(chunk_samples)
         hop = int(self.frontend.hop_length)
         if step <= 0 or step % hop:
             raise ConfigError(f"chunk_samples must be a positive multiple of the hop ({hop}), got {step}")
+        state = self.initial_state(batch)
         device = next(iter(self.buffers()), torch.empty(0)).device
-        silence = torch.zeros(batch, step, device=device)
-        state: Cache = {}
-        shapes: dict[str, tuple[int, ...]] | None = None
-        for steps in range(1, max_steps + 1):
-            _, state = self.forward_streaming(silence, state)
-            new_shapes = {k: tuple(v.shape) for k, v in state.items()}
-            if new_shapes == shapes:
-                return state, steps * step
-            shapes = new_shapes
-        raise ConfigError(
-            f"the streaming state does not settle to fixed shapes with chunks of {step} samples; "
-            f"use a multiple of {self.samples_per_output} samples (hop x model frame stride)"
-        )
+        _, after = self._forward_streaming(torch.zeros(batch, step, device=device), state)
+        if {k: v.shape for k, v in after.items()} != {k: v.shape for k, v in state.items()}:
+            raise ConfigError(
+                f"the streaming state does not keep fixed shapes with chunks of {step} samples; "
+                f"use a multiple of {self.samples_per_output} samples (hop x model frame stride)"
+            )
+        return state, self.warmup_samples
 
     def init_state(self, batch: int = 1, chunk_samples: int | None = None) -> Cache:
-        """Initial fixed-shape state (names and shapes) for chunks of ``chunk_samples``.
-
-        See :meth:`init_state_with_warmup` for what the state holds.
-        """
+        """Initial fixed-shape state for chunks of ``chunk_samples`` (see :meth:`init_state_with_warmup`)."""
         return self.init_state_with_warmup(batch, chunk_samples)[0]
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(iter(module.buffers()), next(iter(module.parameters()), torch.empty(0))).device
+
+
+def _same_state(a: Cache, b: Cache, tolerance: float = 1e-6) -> bool:
+    """Same names, shapes and values (within ``tolerance`` relative to each tensor's magnitude)."""
+    if a.keys() != b.keys():
+        return False
+    for name, x in a.items():
+        y = b[name]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        if x.numel() and x.is_floating_point():
+            if float((x - y).abs().max()) > tolerance * (1.0 + float(x.abs().max())):
+                return False
+        elif not torch.equal(x, y):
+            return False
+    return True
 
 
 class StreamingEngine:
@@ -222,8 +324,8 @@ class StreamingEngine:
         self.reset()
 
     def reset(self) -> None:
-        """Start a new stream."""
-        self.state: Cache = {}
+        """Start a new stream (from :meth:`KeywordSpotter.initial_state`)."""
+        self.state: Cache = self.spotter.initial_state(1)
         self.frames_done = 0
 
     @torch.inference_mode()

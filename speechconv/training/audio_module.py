@@ -123,11 +123,8 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Frame logits ``(B, C, frames)`` of waveforms ``(B, samples)``."""
-        features = self.frontend(wave)
-        if self.training and self.feature_augment is not None:
-            features = self.feature_augment(features)
-        logits, _ = self.model(features)
-        return logits
+        augment = self.feature_augment if self.training else None
+        return self.spotter.logits(wave, feature_augment=augment)  # from the initial state, as inference
 
     def frame_times(self, frames: int, device: torch.device) -> torch.Tensor:
         """Sample index (end of the audio) that each output frame describes."""
