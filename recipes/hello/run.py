@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -27,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+
+from speechconv.training import recipe_tools
+from speechconv.training.recipe_tools import fit_global_stats
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -93,23 +95,6 @@ def stage_streams(args) -> None:
             f"in {time.perf_counter() - start:.0f} s")
 
 
-def _fit_global_stats(manifest: Path, n: int, seed: int) -> tuple[list[float], list[float]]:
-    """Per-mel mean and std of un-normalized log-mels over ``n`` random training clips."""
-    import torch
-
-    from speechconv.audio import load_audio
-    from speechconv.data.manifest import read_manifest
-    from speechconv.frontends import build_frontend
-
-    entries = read_manifest(manifest)
-    rng = np.random.default_rng(seed)
-    picked = [entries[i] for i in rng.choice(len(entries), min(n, len(entries)), replace=False)]
-    front = build_frontend({"name": "logmel", "n_mels": 40, "fmax": 7600.0})
-    feats = [front(load_audio(e.path, 16000)[0].float().unsqueeze(0))[0] for e in picked]
-    stacked = torch.cat(feats, dim=-1)
-    return stacked.mean(dim=-1).tolist(), stacked.std(dim=-1).clamp_min(1e-3).tolist()
-
-
 def run_dir(args) -> str:
     """Training output folder: ``train`` for the first run, ``train<N>`` for later ones."""
     return "train" if args.run == 1 else f"train{args.run}"
@@ -125,7 +110,7 @@ def training_config(args) -> dict:
     for op in config["data"]["init_args"]["augment"]:
         if op.get("noise") == "NOISE_TRAIN":
             op["noise"] = noise["train"]
-    mean, std = _fit_global_stats(args.work / "manifests" / "train.jsonl", 200, args.seed)
+    mean, std = fit_global_stats(args.work / "manifests" / "train.jsonl", 200, args.seed)
     frontend = config["model"]["init_args"]["frontend"]
     frontend["global_mean"] = [round(v, 5) for v in mean]
     frontend["global_std"] = [round(v, 5) for v in std]
@@ -164,16 +149,7 @@ def best_checkpoint(work: Path, which: str = "best", run: str = "train") -> Path
     if which not in ("best", "last"):
         return Path(which)
     folder = work / run / "checkpoints"
-    if which == "last":
-        return folder / "last.ckpt"
-    scored = []
-    for path in folder.glob("epoch*-val_loss*.ckpt"):
-        match = re.search(r"val_loss([0-9.]+)\.ckpt$", path.name)
-        if match:
-            scored.append((float(match.group(1)), path))
-    if not scored:
-        raise SystemExit(f"no checkpoints in {folder}; run the train stage first")
-    return min(scored)[1]
+    return folder / "last.ckpt" if which == "last" else recipe_tools.best_checkpoint(folder)
 
 
 def _detector_options(spotter) -> dict:

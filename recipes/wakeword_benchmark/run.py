@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import protocol  # sibling module: the script folder is on sys.path
 import yaml
+
+from speechconv.training.recipe_tools import best_checkpoint, fit_global_stats
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -128,23 +129,6 @@ def _set(config: dict, dotted: str, value) -> None:
     config[keys[-1]] = value
 
 
-def _fit_global_stats(manifest: Path, n: int, seed: int) -> tuple[list[float], list[float]]:
-    """Per-mel mean and std of un-normalized log-mels over ``n`` random training clips."""
-    import torch
-
-    from speechconv.audio import load_audio
-    from speechconv.data.manifest import read_manifest
-    from speechconv.frontends import build_frontend
-
-    entries = read_manifest(manifest)
-    rng = np.random.default_rng(seed)
-    picked = [entries[i] for i in rng.choice(len(entries), min(n, len(entries)), replace=False)]
-    front = build_frontend({"name": "logmel", "n_mels": 40, "fmax": 7600.0})
-    feats = [front(load_audio(e.path, 16000)[0].float().unsqueeze(0))[0] for e in picked]
-    stacked = torch.cat(feats, dim=-1)
-    return stacked.mean(dim=-1).tolist(), stacked.std(dim=-1).clamp_min(1e-3).tolist()
-
-
 def training_config(args, keyword: str) -> dict:
     folder = variant_dir(args, keyword)
     text = (HERE / "conf" / "train.yaml").read_text()
@@ -158,7 +142,7 @@ def training_config(args, keyword: str) -> dict:
             op["noise"] = train_noise
     frontend = config["model"]["init_args"]["frontend"]
     if frontend.get("normalization") == "global":
-        mean, std = _fit_global_stats(folder / "manifests" / "train.jsonl", 200, args.seed)
+        mean, std = fit_global_stats(folder / "manifests" / "train.jsonl", 200, args.seed)
         frontend["global_mean"] = [round(v, 5) for v in mean]
         frontend["global_std"] = [round(v, 5) for v in std]
     if args.max_time:
@@ -182,17 +166,6 @@ def stage_train(args) -> None:
         start = time.perf_counter()
         speechconv("train", "fit", "--config", str(path), *resume)
         (folder / "done").write_text(f"{time.perf_counter() - start:.0f} s\n")
-
-
-def best_checkpoint(folder: Path) -> Path:
-    scored = []
-    for path in (folder / "checkpoints").glob("epoch*-val_loss*.ckpt"):
-        match = re.search(r"val_loss([0-9.]+)\.ckpt$", path.name)
-        if match:
-            scored.append((float(match.group(1)), path))
-    if not scored:
-        raise SystemExit(f"no checkpoints in {folder}/checkpoints; run the train stage first")
-    return min(scored)[1]
 
 
 def _streams_of(args, keyword: str) -> tuple[Path, Path]:
@@ -228,7 +201,7 @@ def stage_evaluate(args) -> None:
 
     for keyword in args.keywords:
         folder = variant_dir(args, keyword)
-        ckpt = best_checkpoint(folder)
+        ckpt = best_checkpoint(folder / "checkpoints")
         spotter = load_pretrained(ckpt)
         out = folder / "eval"
         kw_wav, neg_wav = _streams_of(args, keyword)

@@ -1,0 +1,43 @@
+"""Helpers that training recipes share: the best checkpoint of a run, feature statistics of a corpus."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from speechconv.errors import ConfigError
+
+#: File names of the checkpoints that recipes' ``ModelCheckpoint`` writes: ``epochNN-val_lossX.XXXX.ckpt``.
+CHECKPOINT_PATTERN = re.compile(r"val_loss([0-9.]+)\.ckpt$")
+
+
+def best_checkpoint(folder: str | Path) -> Path:
+    """The checkpoint in ``folder`` with the lowest validation loss in its name."""
+    scored = []
+    for path in Path(folder).glob("epoch*-val_loss*.ckpt"):
+        match = CHECKPOINT_PATTERN.search(path.name)
+        if match:
+            scored.append((float(match.group(1).rstrip(".")), path))
+    if not scored:
+        raise ConfigError(f"{folder}: no epoch*-val_loss*.ckpt checkpoints; train first")
+    return min(scored)[1]
+
+
+def fit_global_stats(manifest: str | Path, n: int, seed: int, frontend: dict | None = None,
+                     sample_rate: int = 16000) -> tuple[list[float], list[float]]:
+    """Per-feature mean and std of un-normalized front-end features over ``n`` random clips of a manifest."""
+    import torch
+
+    from speechconv.audio import load_audio
+    from speechconv.data.manifest import read_manifest
+    from speechconv.frontends import build_frontend
+
+    entries = read_manifest(manifest)
+    rng = np.random.default_rng(seed)
+    picked = [entries[i] for i in rng.choice(len(entries), min(n, len(entries)), replace=False)]
+    front = build_frontend(frontend or {"name": "logmel", "n_mels": 40, "fmax": 7600.0})
+    feats = [front(load_audio(e.path, sample_rate)[0].float().unsqueeze(0))[0] for e in picked]
+    stacked = torch.cat(feats, dim=-1)
+    return stacked.mean(dim=-1).tolist(), stacked.std(dim=-1).clamp_min(1e-3).tolist()

@@ -1,0 +1,39 @@
+"""Recipe helpers: the best checkpoint by validation loss, feature statistics of a manifest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speechconv.audio import save_audio
+from speechconv.data.manifest import ManifestEntry, write_manifest
+from speechconv.errors import ConfigError
+from speechconv.frontends import build_frontend
+from speechconv.training.recipe_tools import best_checkpoint, fit_global_stats
+
+
+def test_best_checkpoint_has_the_lowest_validation_loss(tmp_path):
+    for name in ("epoch00-val_loss0.5000.ckpt", "epoch03-val_loss0.2136.ckpt", "epoch04-val_loss0.3000.ckpt",
+                 "last.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    assert best_checkpoint(tmp_path).name == "epoch03-val_loss0.2136.ckpt"
+    with pytest.raises(ConfigError, match="no epoch"):
+        best_checkpoint(tmp_path / "empty")
+
+
+def test_global_stats_equal_the_statistics_of_the_features(tmp_path):
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(3):
+        path = tmp_path / f"{i}.wav"
+        save_audio(path, (0.1 * (i + 1) * rng.standard_normal(8000)).astype(np.float32), 16000)
+        entries.append(ManifestEntry(path=str(path), label="x"))
+    write_manifest(tmp_path / "m.jsonl", entries)
+    mean, std = fit_global_stats(tmp_path / "m.jsonl", n=3, seed=0)
+    front = build_frontend({"name": "logmel", "n_mels": 40, "fmax": 7600.0})
+    from speechconv.audio import load_audio
+
+    feats = torch.cat([front(load_audio(e.path, 16000)[0][None])[0] for e in entries], dim=-1)
+    np.testing.assert_allclose(mean, feats.mean(-1).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(std, feats.std(-1).numpy(), rtol=1e-5, atol=1e-5)
