@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from speechconv.errors import ConfigError
 
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from speechconv.pretrained import read_yaml
 
     for path in config_files(args.lightning_args):  # one line per broken file, before Lightning starts
-        read_yaml(path)
+        if os.path.isfile(path):  # anything else LightningCLI reads as an inline YAML/JSON string
+            read_yaml(path)
     from speechconv.training.cli import train_main
 
     return train_main(args.lightning_args)
