@@ -18,15 +18,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="hello", metavar="NAME_OR_PATH",
                         help="bundled name, model directory or Lightning .ckpt (default: hello)")
-    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
+                        help="onnx (for onnxruntime, default) or torchscript")
     parser.add_argument("--out", required=True, metavar="FILE",
                         help="output file; checked before the export, replaced atomically (a device or the target "
                         "of a symbolic link is written in place)")
     parser.add_argument("--chunk-samples", type=int, default=None, metavar="N",
                         help="samples per step, a multiple of hop x model frame stride (default: one output frame)")
     parser.add_argument("--quantize", choices=("int8", "int8-static"), default=None,
-                        help="int8 weights (dynamic activations), or int8-static calibrated on --calibration WAV")
-    parser.add_argument("--calibration", default=None, metavar="WAV", help="audio for int8-static calibration")
+                        help="int8 weights (dynamic activations), or int8-static calibrated on --calibration WAV "
+                             "(default: none, float32)")
+    parser.add_argument("--calibration", default=None, metavar="WAV",
+                        help="audio for int8-static calibration (default: none; needed with --quantize int8-static)")
     parser.set_defaults(func=run)
 
 

@@ -250,7 +250,7 @@ def worker_limit() -> tuple[int, str]:
 
 def estimate_audio_seconds(paths: list[str], sample: int = 32) -> float:
     """Total duration of ``paths``, from the headers of up to ``sample`` files and the size of all."""
-    import soundfile as sf
+    from speechconv.audio.io import AudioError, audio_info
 
     sizes = []
     for path in paths:
@@ -265,9 +265,9 @@ def estimate_audio_seconds(paths: list[str], sample: int = 32) -> float:
     seconds = probed_bytes = 0.0
     for path, size in sized[::step][:sample]:
         try:
-            seconds += sf.info(path).duration
+            seconds += audio_info(path).duration  # quiet about damaged MP3 frames, any file name
             probed_bytes += size
-        except Exception:  # unreadable files are reported when they are processed
+        except AudioError:  # unreadable files are reported when they are processed
             continue
     if not probed_bytes:
         return 0.0
