@@ -11,13 +11,9 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import save_random_spotter
 
 from speechconv.cli.main import build_parser, main
-from speechconv.frontends import build_frontend
-from speechconv.models import build_model
-from speechconv.pretrained import save_pretrained
-from speechconv.streaming import KeywordSpotter
 
 SR = 16000
 
@@ -25,14 +21,7 @@ SR = 16000
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("inputs")
-    torch.manual_seed(0)
-    spotter = KeywordSpotter(
-        build_frontend({"name": "logmel", "n_mels": 40}),
-        build_model({"name": "tdnn", "num_classes": 2}),
-        ["_unknown_", "hello"],
-        {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1, "threshold": 0.0},
-    ).eval()
-    save_pretrained(spotter, root / "model")
+    save_random_spotter(root)
     return root / "model"
 
 

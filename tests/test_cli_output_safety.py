@@ -14,13 +14,9 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import save_random_spotter
 
 from speechconv.cli.main import main
-from speechconv.frontends import build_frontend
-from speechconv.models import build_model
-from speechconv.pretrained import save_pretrained
-from speechconv.streaming import KeywordSpotter
 
 SR = 16000
 
@@ -29,14 +25,7 @@ SR = 16000
 def root(tmp_path_factory):
     """A random-weight model with a low threshold (every file gives rows) and two short WAVs."""
     root = tmp_path_factory.mktemp("outputs")
-    torch.manual_seed(0)
-    spotter = KeywordSpotter(
-        build_frontend({"name": "logmel", "n_mels": 40}),
-        build_model({"name": "tdnn", "num_classes": 2}),
-        ["_unknown_", "hello"],
-        {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1, "threshold": 0.0},
-    ).eval()
-    save_pretrained(spotter, root / "model")
+    save_random_spotter(root)
     rng = np.random.default_rng(0)
     for name, seconds in (("a.wav", 1.0), ("b.wav", 0.5)):
         sf.write(root / name, (0.1 * rng.standard_normal(int(seconds * SR))).astype(np.float32), SR)

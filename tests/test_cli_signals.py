@@ -12,14 +12,10 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
+from conftest import save_random_spotter
 
 from speechconv.cli.main import main
 from speechconv.detect import runner
-from speechconv.frontends import build_frontend
-from speechconv.models import build_model
-from speechconv.pretrained import save_pretrained
-from speechconv.streaming import KeywordSpotter
 
 SR = 16000
 LONG_SECONDS = 1200  # long enough that no run ends before the signal
@@ -28,14 +24,7 @@ LONG_SECONDS = 1200  # long enough that no run ends before the signal
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("signals")
-    torch.manual_seed(0)
-    spotter = KeywordSpotter(
-        build_frontend({"name": "logmel", "n_mels": 40}),
-        build_model({"name": "tdnn", "num_classes": 2}),
-        ["_unknown_", "hello"],
-        {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1, "threshold": 0.0},
-    ).eval()
-    save_pretrained(spotter, root / "model")
+    save_random_spotter(root)
     rng = np.random.default_rng(0)
     for name in ("long1.wav", "long2.wav"):
         wave = (3000 * rng.standard_normal(LONG_SECONDS * SR // 100)).astype(np.int16)
