@@ -63,3 +63,12 @@ def save_random_spotter(folder, threshold: float = 0.0):
     ).eval()
     save_pretrained(spotter, folder / "model")
     return folder / "model"
+
+
+@pytest.fixture(autouse=True)
+def restore_deterministic_mode():
+    """Lightning's ``deterministic=True`` switches torch's deterministic algorithms on for the whole
+    process; put the mode back so later tests (e.g. max-pool gradients) see the default."""
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
