@@ -7,10 +7,12 @@ Every way an input can be bad raises one error type, :class:`AudioError`, naming
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -120,13 +122,30 @@ def _stdin_bytes() -> IO[bytes]:
 
 
 def _check_path(name: str) -> None:
-    if not os.path.exists(name):
-        raise AudioError(name, "no such file")
-    if os.path.isdir(name):
+    """What ``name`` is, when it is not a readable, non-empty regular file, as an AudioError."""
+    try:
+        st = os.stat(name)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise AudioError(name, "symbolic link loop") from None
+        if err.errno == errno.ENOENT and os.path.islink(name):
+            raise AudioError(name, "broken symbolic link (its target does not exist)") from None
+        if err.errno == errno.ENOENT:
+            raise AudioError(name, "no such file") from None
+        if err.errno == errno.EACCES:
+            raise AudioError(name, "permission denied") from None
+        raise AudioError(name, (err.strerror or str(err)).lower()) from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(name, "is a directory, not an audio file")
+    if stat.S_ISFIFO(st.st_mode):
+        raise AudioError(name, "is a named pipe (FIFO), not a file (pipe it to '-' instead)")
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        raise AudioError(name, "is a device, not an audio file")
+    if stat.S_ISSOCK(st.st_mode):
+        raise AudioError(name, "is a socket, not an audio file")
     if not os.access(name, os.R_OK):
         raise AudioError(name, "permission denied")
-    if os.path.getsize(name) == 0:
+    if st.st_size == 0:
         raise AudioError(name, "empty file (0 bytes)")
 
 
