@@ -112,7 +112,6 @@ def build_streams(shared: Path, work: Path, seed: int = 0, log=print) -> None:
     wake = read_wake_word_keywords(shared / "wake-word-keywords")
     trimmed: list[ManifestEntry] = []
     for entry in wake:
-        entry.speaker = entry.speaker or f"{entry.label}/{Path(entry.path).stem}"
         clip = _trimmed(entry, work / "real" / "trimmed" / entry.label / (Path(entry.path).stem + ".wav"))
         if clip is not None:
             trimmed.append(clip)

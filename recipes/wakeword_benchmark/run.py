@@ -206,7 +206,9 @@ def stage_evaluate(args) -> None:
         out = folder / "eval"
         kw_wav, neg_wav = _streams_of(args, keyword)
         start = time.perf_counter()
-        keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}")
+        # the wake-word recordings carry no speaker ids: recall is reported per keyword only
+        keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}",
+                                     group_by="label")
         negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}",
                                       keyword_free=True)
         log(f"{keyword}: scored {(keyword_stream.duration_s + negative_stream.duration_s) / 3600:.2f} h "
@@ -225,7 +227,7 @@ def _anchor_stream(wav: Path, curve, keyword: str, keyword_free: bool):
     from speechconv.evaluation.kws import StreamScores
     from speechconv.evaluation.streams import read_keyword_spans, stream_duration
 
-    spans = [] if keyword_free else read_keyword_spans(wav.with_suffix(".csv"), keyword)
+    spans = [] if keyword_free else read_keyword_spans(wav.with_suffix(".csv"), keyword, group_by="label")
     if "starts" in curve:
         events = [Event(float(a), float(t), float(t), float(s))
                   for a, t, s in zip(curve["starts"], curve["times"], curve["scores"])]
