@@ -35,7 +35,7 @@ from speechconv.training.recipe_tools import best_checkpoint, fit_global_stats
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-STAGES = ("streams", "synth", "convert", "prepare", "train", "evaluate", "anchors", "report")
+STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "anchors", "report")
 SYNTH_GROUPS = {  # corpus name: (engines, positives, negatives)
     "classic": ("espeak,flite,festival", 2500, 2500),
     "neural": ("piper,kokoro", 600, 300),
@@ -152,7 +152,34 @@ def training_config(args, keyword: str) -> dict:
     return config
 
 
+def stage_mine(args) -> None:
+    """Variants with ``mine_from``: hard negatives from the real training speech, scored by that variant's
+    detector, added ``mine_repeat`` times to the training manifest."""
+    from speechconv.data.manifest import read_manifest, write_manifest
+    from speechconv.pretrained import load_pretrained
+    from speechconv.training.mining import mine_hard_negatives
+
+    spec = variants()[args.variant]
+    if not spec.get("mine_from"):
+        log(f"{args.variant}: no mine_from; nothing to mine")
+        return
+    sources = [e.path for e in protocol.librispeech(args.shared) if e.speaker in protocol.LIBRISPEECH_TRAIN_SPEAKERS]
+    for keyword in args.keywords:
+        manifests = variant_dir(args, keyword) / "manifests"
+        spotter = load_pretrained(best_checkpoint(args.work / "runs" / spec["mine_from"] / keyword / "checkpoints"))
+        mined = mine_hard_negatives(spotter, sources, variant_dir(args, keyword) / "mined",
+                                    top=spec.get("mine_top", 600))
+        base = manifests / "train_base.jsonl"
+        if not base.is_file():
+            (manifests / "train.jsonl").replace(base)
+        write_manifest(manifests / "train.jsonl", read_manifest(base) + mined * int(spec.get("mine_repeat", 2)))
+        scores = [e.params["score"] for e in mined]
+        log(f"{args.variant}/{keyword}: {len(mined)} hard negatives from {len(sources)} LibriSpeech utterances, "
+            f"scores {min(scores, default=0):.3f}..{max(scores, default=0):.3f}")
+
+
 def stage_train(args) -> None:
+    spec = variants()[args.variant]
     for keyword in args.keywords:
         folder = variant_dir(args, keyword)
         path = folder / "config.yaml"
@@ -162,10 +189,26 @@ def stage_train(args) -> None:
             continue
         if not path.is_file() or args.force:
             path.write_text(yaml.safe_dump(training_config(args, keyword), sort_keys=False))
-        resume = ["--ckpt_path", str(last)] if last.is_file() and not args.force else []
         start = time.perf_counter()
-        speechconv("train", "fit", "--config", str(path), *resume)
+        if last.is_file() and not args.force:
+            speechconv("train", "fit", "--config", str(path), "--ckpt_path", str(last))
+        elif spec.get("init_from"):
+            _fit_from(path, best_checkpoint(args.work / "runs" / spec["init_from"] / keyword / "checkpoints"))
+        else:
+            speechconv("train", "fit", "--config", str(path))
         (folder / "done").write_text(f"{time.perf_counter() - start:.0f} s\n")
+
+
+def _fit_from(config: Path, checkpoint: Path) -> None:
+    """Train ``config`` starting from the weights of ``checkpoint`` (fresh optimizer and schedule)."""
+    import torch
+
+    from speechconv.training.cli import SpeechconvCLI
+
+    cli = SpeechconvCLI(args=["--config", str(config)], run=False)
+    cli.model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"])
+    log(f"training {config.parent.name} from the weights of {checkpoint}")
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
 
 
 def _streams_of(args, keyword: str) -> tuple[Path, Path]:
