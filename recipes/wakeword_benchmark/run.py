@@ -308,6 +308,11 @@ def stage_anchors(args) -> None:
             log(f"{name}/{keyword}: FRR {result['frr_at_1']} at <= 1 FA/h")
 
 
+ANCHORS = {
+    "pocketsphinx": "pocketsphinx keyphrase search, bundled US English model, no training for the keyword",
+    "openwakeword": "openWakeWord alexa_v0.1 (TTS-trained head on Google's speech embedding; "
+                    "CC BY-NC-SA, measured only)",
+}
 PUBLISHED = ("Published (Picovoice benchmark, six keywords incl. these four, LibriSpeech test-clean background, "
              "miss rate at 0.1 FA/h): Porcupine 2.7%, Snowboy 31.9%, PocketSphinx 52.0%.")
 
@@ -338,11 +343,19 @@ def stage_report(args) -> None:
             mean = _fmt(float(np.mean(have))) if complete else "n/a"
             lines.append(f"| {name} | " + " | ".join(
                 _fmt(v) if k in by_kw else "-" for k, v in zip(protocol.KEYWORDS, values)) + f" | {mean} |")
-    if rows:
-        any_kw = next(iter(rows.values()))
-        sample = next(iter(any_kw.values()))
-        lines.append(f"\nEach keyword: {sample['keywords']} real clips (alexa) ... false alarms counted over "
-                     f"{sample['hours']:.2f} h per keyword (keyword stream outside the keyword + negative stream).")
+    counts = {k: d["keywords"] for by_kw in rows.values() for k, d in by_kw.items()}
+    hours = {k: d["hours"] for by_kw in rows.values() for k, d in by_kw.items()}
+    if counts:
+        listed = ", ".join(f"{k} {counts[k]}" for k in protocol.KEYWORDS if k in counts)
+        lines.append(f"\nReal clips per keyword: {listed}"
+                     f"; false alarms counted over {min(hours.values()):.2f}-{max(hours.values()):.2f} h per keyword "
+                     "(the keyword's stream outside its clips, and the negative stream).")
+    about = variants()
+    lines.append("\n| detector | what it is |\n|---|---|")
+    for name in rows:
+        variant = name.removeprefix("anchor: ")
+        text = about[variant]["about"] if variant in about else ANCHORS.get(variant, "")
+        lines.append(f"| {name} | {text} |")
     lines.append(PUBLISHED)
     text = "\n".join(lines)
     (args.work / "report.md").write_text(text + "\n")
