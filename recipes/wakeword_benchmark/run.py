@@ -369,12 +369,13 @@ def _plot_report(args, rows: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(protocol.KEYWORDS), figsize=(4 * len(protocol.KEYWORDS), 3.6), sharey=True)
+    fig, axes = plt.subplots(1, len(protocol.KEYWORDS), figsize=(4 * len(protocol.KEYWORDS), 4.0), sharey=True)
+    colors = {name: f"C{i}" for i, name in enumerate(rows)}
     for ax, keyword in zip(axes, protocol.KEYWORDS):
         for name, by_kw in rows.items():
             if keyword in by_kw:
                 det = by_kw[keyword]["det"]
-                ax.step(det["fa_per_hour"], 100 * np.array(det["frr"]), where="post", label=name)
+                ax.step(det["fa_per_hour"], 100 * np.array(det["frr"]), where="post", label=name, color=colors[name])
         ax.set_xscale("symlog", linthresh=0.5)
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
@@ -383,8 +384,12 @@ def _plot_report(args, rows: dict) -> None:
         ax.set_xlabel("false alarms per hour")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("false-reject rate (%)")
-    axes[-1].legend(fontsize=7)
-    fig.tight_layout()
+    handles = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), loc="upper center", ncol=max(1, len(handles)), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(args.work / "det.png", dpi=100)
     plt.close(fig)
     log(f"wrote {args.work / 'report.md'} and {args.work / 'det.png'}")
