@@ -271,8 +271,8 @@ def _anchor_stream(wav: Path, curve, keyword: str, keyword_free: bool):
     from speechconv.evaluation.streams import read_keyword_spans, stream_duration
 
     spans = [] if keyword_free else read_keyword_spans(wav.with_suffix(".csv"), keyword, group_by="label")
-    if "starts" in curve:
-        events = [Event(float(a), float(t), float(t), float(s))
+    if "starts" in curve:  # log10 kws thresholds (-300..300) mapped in order onto detector scores in [0, 1]
+        events = [Event(float(a), float(t), float(t), float(np.clip((s + 300.0) / 600.0, 0.0, 1.0)))
                   for a, t, s in zip(curve["starts"], curve["times"], curve["scores"])]
         return StreamScores(wav.stem, stream_duration(wav), spans, events=events)
     return StreamScores(wav.stem, stream_duration(wav), spans, times=curve["times"], scores=curve["scores"])
@@ -302,7 +302,8 @@ def stage_anchors(args) -> None:
             neg_stream = _anchor_stream(neg_wav, curves[neg_wav], keyword, keyword_free=True)
             thresholds = None
             if name == "pocketsphinx":  # hits scored by log10(kws_threshold): sweep the scores themselves
-                thresholds = np.unique(np.concatenate([curves[w]["scores"] for w in (kw_wav, neg_wav)]))
+                scores = np.concatenate([curves[w]["scores"] for w in (kw_wav, neg_wav)])
+                thresholds = np.unique(np.clip((scores + 300.0) / 600.0, 0.0, 1.0))
             result = evaluate_curves(name, keyword, kw_stream, neg_stream, out, (1,), thresholds)
             (out / f"{name}.json").write_text(json.dumps(result, indent=1) + "\n")
             log(f"{name}/{keyword}: FRR {result['frr_at_1']} at <= 1 FA/h")
