@@ -72,3 +72,12 @@ def restore_deterministic_mode():
     before = torch.are_deterministic_algorithms_enabled()
     yield
     torch.use_deterministic_algorithms(before)
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for subprocesses that tests signal: SIGINT, SIGHUP and SIGTERM as in a foreground
+    command (a shell's background job or ``nohup`` starts children with some of them ignored)."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)

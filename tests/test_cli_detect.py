@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import default_signals
 
 from speechconv.audio import save_audio
 from speechconv.cli.main import main
@@ -114,7 +115,7 @@ def test_interrupted_run_leaves_no_partial_output(setup):
     out.write_text("previous results\n")
     proc = subprocess.Popen([sys.executable, "-m", "speechconv.cli.main", "detect", "a.wav", "-", "--model",
                              "model", "--output", "keep.csv"], cwd=root, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
     try:
         deadline = time.time() + 240
         while not any(p.name.startswith(".keep.csv.") for p in root.iterdir()):

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import save_random_spotter
+from conftest import default_signals, save_random_spotter
 
 from speechconv.cli.main import main
 from speechconv.detect import runner
@@ -78,7 +78,7 @@ def assert_gone(pids: set[int], seconds: float = 15) -> None:
 
 def start(root, *args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "speechconv.cli.main", "detect", *args, "--model", "model"],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
 
 
 def two_workers_possible() -> bool:
