@@ -168,6 +168,19 @@ def _open_fd(fd: int, mode: str):
     return os.fdopen(fd, mode, encoding="utf-8", errors="surrogateescape", newline="")
 
 
+@contextmanager
+def _closed_on_error(f, path: str) -> Iterator[SafeWriter]:
+    """The writer of ``f``; on any error (or interruption) ``f`` is closed before the error goes on."""
+    try:
+        yield SafeWriter(f, path)
+    except BaseException:
+        try:
+            f.close()
+        except OSError:
+            pass
+        raise
+
+
 def _close(f, name: str, sync: bool) -> None:
     try:
         f.flush()
@@ -199,14 +212,8 @@ def open_output(path: str, mode: str = "w") -> Iterator[SafeWriter]:
                                                             newline="")
         except OSError as err:
             raise OutputError(path, os_reason(err)) from None
-        try:
-            yield SafeWriter(f, path)
-        except BaseException:
-            try:
-                f.close()
-            except OSError:
-                pass
-            raise
+        with _closed_on_error(f, path) as writer:
+            yield writer
         _close(f, path, sync=False)
         return
     folder = os.path.dirname(os.path.abspath(target))
@@ -226,14 +233,8 @@ def open_output(path: str, mode: str = "w") -> Iterator[SafeWriter]:
         except OSError as err:
             os.close(fd)
             raise OutputError(path, os_reason(err)) from None
-        try:
-            yield SafeWriter(f, path)
-        except BaseException:
-            try:
-                f.close()
-            except OSError:
-                pass
-            raise
+        with _closed_on_error(f, path) as writer:
+            yield writer
         _close(f, path, sync=True)
         try:
             os.replace(tmp, target)

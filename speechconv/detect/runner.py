@@ -8,7 +8,6 @@ and yields the results in input order.
 
 from __future__ import annotations
 
-import errno
 import multiprocessing
 import os
 import stat
@@ -112,27 +111,16 @@ def _reason(err: OSError) -> str:
 def audio_source(path: str) -> Iterator[str | IO[bytes]]:
     """What the reader gets for ``path``: the path, or for a FIFO an open stream (read like stdin).
 
-    Raises :class:`AudioError` for what is no audio file: a symbolic link loop, a device, a socket.
+    Anything else goes to the reader, which names what is no audio file (a link loop, a device, ...).
     """
     if path == "-":
         yield path
         return
     try:
-        st = os.stat(path)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            raise AudioError(path, "symbolic link loop") from None
-        if err.errno == errno.ENOENT and os.path.islink(path):
-            raise AudioError(path, "broken symbolic link (its target does not exist)") from None
-        if err.errno == errno.ENOENT:
-            yield path  # the reader says so
-            return
-        raise AudioError(path, _reason(err)) from None
-    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-        raise AudioError(path, "is a device, not an audio file")
-    if stat.S_ISSOCK(st.st_mode):
-        raise AudioError(path, "is a socket, not an audio file")
-    if not stat.S_ISFIFO(st.st_mode):
+        is_fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        is_fifo = False  # the reader names what is wrong (missing, link loop, broken link, ...)
+    if not is_fifo:
         yield path
         return
     try:
