@@ -1,6 +1,6 @@
 """Wake-word benchmark anchors (recipes/wakeword_benchmark/anchors.py) on generated audio.
 
-Skipped when pocketsphinx / openwakeword / espeak-ng are missing; never reads ../shared."""
+Skipped when pocketsphinx / openwakeword / espeak-ng are missing; never reads the shared data folder."""
 
 import importlib.util
 import io
