@@ -67,6 +67,15 @@ def test_sample_target_follows_a_reference_voice():
                                                                                     source)
 
 
+def test_sample_target_keeps_the_pitch_range_factor_where_praat_does_not_hang():
+    from speechconv.data.voice_convert import MAX_RANGE_FACTOR
+
+    # a flat synthetic voice (1 semitone) aimed at a lively speaker would ask for a factor of 12
+    draws = [sample_target(np.random.default_rng(i), [VoiceStats(180.0, 12.0)], VoiceStats(140.0, 1.0))
+             for i in range(20)]
+    assert max(d["pitch_range_factor"] for d in draws) == MAX_RANGE_FACTOR == 2.0
+
+
 def test_convert_corpus_writes_a_manifest(tmp_path):
     entries = []
     for i, f0 in enumerate((110.0, 140.0)):

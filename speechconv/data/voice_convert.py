@@ -24,6 +24,7 @@ from speechconv.errors import SpeechconvError
 PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 60.0, 500.0
 FORMANT_EXPONENT = 0.2  # formant ratio = (pitch ratio) ** 0.2: 1.7x pitch (male -> female) gives 1.11
 FORMANT_RANGE = (0.85, 1.25)
+MAX_RANGE_FACTOR = 2.0  # Praat's "Change gender" hangs on some clips with a pitch range factor of 2.5
 
 
 class VoiceConvertError(SpeechconvError):
@@ -85,7 +86,7 @@ def sample_target(rng: np.random.Generator, references: list[VoiceStats], source
     formant ratio that goes with the pitch change (clipped to :data:`FORMANT_RANGE`, +-4% jitter)."""
     target = references[int(rng.integers(len(references)))]
     median = target.median_hz * 2 ** (rng.uniform(-1, 1) / 12)
-    range_factor = float(np.clip(target.range_semitones / max(source.range_semitones, 1.0), 0.5, 2.5))
+    range_factor = float(np.clip(target.range_semitones / max(source.range_semitones, 1.0), 0.5, MAX_RANGE_FACTOR))
     formant = (median / source.median_hz) ** FORMANT_EXPONENT * rng.uniform(0.96, 1.04)
     return {"pitch_median_hz": round(float(median), 1), "pitch_range_factor": round(range_factor, 3),
             "formant_ratio": round(float(np.clip(formant, *FORMANT_RANGE)), 4)}
