@@ -2,14 +2,18 @@
 # Free Spoken Digit Dataset: TDNN and frequency-CNN, on the official split and the speaker-held-out split.
 #   recipes/fsdd/run.sh [models...] [-- LightningCLI overrides]     (default models: tdnn freq_cnn)
 # Run from the project root. Data: ../shared/data/fsdd (set FSDD_ROOT to change it).
+# Noise for the augmentation: generated (runs/fsdd/noise); FSDD_NOISE=DIR copies real recordings from DIR instead.
 set -euo pipefail
 root=${FSDD_ROOT:-../shared/data/fsdd}
+noise=()
+[[ -n ${FSDD_NOISE:-} ]] && noise=(--noise "$FSDD_NOISE")
 models=()
 while [[ $# -gt 0 && $1 != "--" ]]; do models+=("$1"); shift; done
 [[ ${1:-} == "--" ]] && shift
 [[ ${#models[@]} -eq 0 ]] && models=(tdnn freq_cnn)
 
-python recipes/fsdd/prepare.py --root "$root" --out runs/fsdd
+# Stage 1: manifests runs/fsdd/{official,speaker}/*.jsonl and noise runs/fsdd/noise/, which conf/fsdd_*.yaml read.
+python recipes/fsdd/prepare.py --root "$root" --out runs/fsdd ${noise[@]+"${noise[@]}"}
 mkdir -p runs/fsdd/configs
 for model in "${models[@]}"; do
   for split in official speaker; do

@@ -5,9 +5,13 @@
 Classes: the ten words yes, no, up, down, left, right, on, off, stop, go; ``_unknown_`` (every other
 word, sampled down to ``--unknown-percent`` of the known-word clips of each split); ``_silence_``
 (1-s excerpts of ``_background_noise_``, ``--silence-percent`` of the known-word clips of each split).
-Splits follow ``validation_list.txt`` / ``testing_list.txt``. Writes ``train.jsonl``, ``val.jsonl``,
-``test.jsonl``. Silence excerpts are ``params.start``/``params.end`` windows of the noise files,
-drawn with ``--seed`` (non-overlapping placement is not required).
+Splits follow ``validation_list.txt`` / ``testing_list.txt``. Writes ``OUT/train.jsonl``,
+``OUT/val.jsonl``, ``OUT/test.jsonl``. Silence excerpts are ``params.start``/``params.end`` windows of
+the noise files, drawn with ``--seed`` (non-overlapping placement is not required).
+
+Also copies the ``_background_noise_`` recordings to ``OUT/noise/``, the folder that the ``noise``
+augmentation of ``conf/speech_commands_*.yaml`` reads (as in Warden 2018, the same recordings give
+the ``_silence_`` class and the training noise).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import dataclasses
 import math
 import os
 import random
+import shutil
 from pathlib import Path
 
 import soundfile as sf
 
-from speechconv.data.manifest import ManifestEntry, write_manifest
+from speechconv.data.augment import AUDIO_SUFFIXES
+from speechconv.data.manifest import ManifestEntry, atomic_write_text, write_manifest
 from speechconv.data.readers import BACKGROUND_NOISE, read_label_folders
 from speechconv.errors import SpeechconvError
 
@@ -67,6 +73,25 @@ def build_splits(root: str, unknown_percent: float = 10.0, silence_percent: floa
     return out
 
 
+def copy_noise(root: str | os.PathLike, folder: str | os.PathLike) -> list[Path]:
+    """Copy ``root/_background_noise_``'s audio files to ``folder`` (its older audio files are removed first)."""
+    source, folder = Path(root) / BACKGROUND_NOISE, Path(folder)
+    files = sorted(f for f in source.glob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise SpeechconvError(f"{source}: no noise recordings")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.rglob("*"):
+        if stale.is_file() and stale.suffix.lower() in AUDIO_SUFFIXES:
+            stale.unlink()
+    copies = []
+    for f in files:
+        shutil.copyfile(f, folder / f.name)
+        copies.append(folder / f.name)
+    listing = "".join(f"{f.name}\n" for f in files)
+    atomic_write_text(folder / "SOURCE.txt", f"copied from {source.resolve()}\n{listing}")
+    return copies
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="Speech Commands folder (v0.01 or v0.02, with the split lists)")
@@ -77,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         splits = build_splits(args.root, args.unknown_percent, args.silence_percent, args.seed)
+        noise = copy_noise(args.root, Path(args.out) / "noise")
     except SpeechconvError as err:
         parser.exit(1, f"prepare.py: {err}\n")
     for name, entries in splits.items():
         path = write_manifest(Path(args.out) / f"{name}.jsonl", entries)
         counts = collections.Counter(e.label for e in entries)
         print(f"{path}: {len(entries)} clips " + " ".join(f"{k}={counts[k]}" for k in LABELS))
+    print(f"{Path(args.out) / 'noise'}: {len(noise)} noise files copied from {Path(args.root) / BACKGROUND_NOISE}")
     return 0
 
 

@@ -6,6 +6,8 @@ set -euo pipefail
 root=${1:?usage: recipes/speech_commands/run.sh SC_ROOT [ds_cnn|tc_resnet] [overrides]}
 model=${2:-ds_cnn}
 shift $(( $# >= 2 ? 2 : 1 ))
+# Stage 1: runs/speech_commands/data/{train,val,test}.jsonl and runs/speech_commands/data/noise/ (the
+# _background_noise_ recordings), which conf/speech_commands_*.yaml read.
 python recipes/speech_commands/prepare.py "$root" --out runs/speech_commands/data
 start=$(date +%s)
 speechconv train fit --config "conf/speech_commands_${model}.yaml" "$@"
