@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # LeNet-5 on MNIST: train, then test the best checkpoint (by validation error) on the 10k test set.
-#   recipes/mnist_lenet5/run.sh [conf/mnist_lenet5.yaml|conf/mnist_lenet5_aug.yaml] [LightningCLI overrides]
-# Run from the project root. Data: ../shared/data/mnist (override: --data.init_args.data_dir DIR).
+#   recipes/mnist_lenet5/run.sh [CONFIG] [MNIST_DIR] [LightningCLI overrides]
+#     CONFIG     conf/mnist_lenet5.yaml (default), conf/mnist_lenet5_aug.yaml or another conf/mnist_*.yaml
+#     MNIST_DIR  a folder with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...), e.g. ../shared/data/mnist
+# Run from the project root. The configs read data_dir runs/mnist/data. Stage 1 links runs/mnist/data to
+# MNIST_DIR when one is given; without one (and with no runs/mnist/data yet), the data module downloads
+# MNIST there with torchvision.
 set -euo pipefail
 config=${1:-conf/mnist_lenet5.yaml}
 shift || true
+data=runs/mnist/data
+if [[ $# -gt 0 && $1 != -* ]]; then
+  mnist_dir=$1
+  shift
+  [[ -d $mnist_dir ]] || { echo "run.sh: $mnist_dir is not a folder" >&2; exit 1; }
+  if [[ -e $data && ! -L $data ]]; then
+    echo "run.sh: $data exists and is not a link (a download?); remove it to use $mnist_dir" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$data")"
+  ln -sfn "$(cd "$mnist_dir" && pwd)" "$data"
+  echo "$data -> $(readlink "$data")"
+fi
 start=$(date +%s)
 speechconv train fit --config "$config" "$@"
 echo "recipe: fit + test took $(( $(date +%s) - start )) s on $(nproc) CPU cores"
