@@ -1,5 +1,5 @@
-"""Detector: smoothing, threshold, merging and refractory period on hand-made score curves;
-offline and incremental runs agree; pretrained directories and checkpoints round-trip."""
+"""Detector: smoothing, threshold, merging, refractory period and the word bracket on hand-made score
+curves; offline and incremental runs agree; pretrained directories and checkpoints round-trip."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speechconv.detect import Detector, Event, detect_file, moving_average
+from speechconv.detect import Detector, Event, bracket, detect_file, moving_average
 from speechconv.detect.outputs import (
     atomic_output,
     format_audacity,
@@ -48,8 +48,11 @@ def test_moving_average_is_causal_mean_over_available_frames():
 
 def test_one_bump_gives_one_event_with_its_peak():
     times, scores = curve((10, 0.1), (3, 0.6), (1, 0.9), (2, 0.7), (10, 0.2))
-    [event] = plain().detect(times, scores)
-    assert event == Event(start=0.10, end=0.15, peak=0.13, score=0.9)
+    [event] = plain(keyword_seconds=0.05, peak_delay_seconds=0.02).detect(times, scores)
+    # the run above threshold is 0.10-0.15; start/end bracket the word before the peak
+    assert event == pytest.approx(Event(start=0.06, end=0.11, peak=0.13, score=0.9))
+    [default] = plain().detect(times, scores)  # no calibration: 0.6 s word, peak 0.05 s after it, clipped at 0
+    assert default == pytest.approx(Event(start=0.0, end=0.08, peak=0.13, score=0.9))
 
 
 def test_threshold_is_inclusive_and_flat_curve_gives_nothing():
@@ -63,7 +66,7 @@ def test_smoothing_suppresses_a_one_frame_spike_but_keeps_a_plateau():
     assert len(plain(0.5).detect(times, scores)) == 2
     smoothed = plain(0.5, smoothing_frames=5).detect(times, scores)  # spike -> 0.2, plateau reaches 1.0
     assert len(smoothed) == 1
-    assert smoothed[0].start == pytest.approx(0.41 + 0.02)  # 3rd plateau frame: mean 3/5 >= 0.5
+    assert smoothed[0].peak == pytest.approx(0.41 + 0.04)  # 5th plateau frame: the first with mean 1
     assert smoothed[0].score == pytest.approx(1.0)
     in_seconds = Detector(0.5, PERIOD, smoothing_seconds=0.05, merge_seconds=0, refractory_seconds=0)
     assert in_seconds.window == 5 and in_seconds.detect(times, scores) == smoothed
@@ -73,9 +76,7 @@ def test_runs_closer_than_the_merge_window_merge_keeping_the_highest_peak():
     times, scores = curve((5, 0.0), (3, 0.7), (4, 0.1), (2, 0.95), (30, 0.0), (2, 0.8), (5, 0.0))
     # gap between run ends: second run starts 0.05 s after the first ends; third 0.31 s later
     merged = plain(merge_seconds=0.06).detect(times, scores)
-    assert [(e.start, e.end, e.peak, e.score) for e in merged] == [
-        pytest.approx((0.05, 0.13, 0.12, 0.95)), pytest.approx((0.44, 0.45, 0.44, 0.8))
-    ]
+    assert [(e.peak, e.score) for e in merged] == [pytest.approx((0.12, 0.95)), pytest.approx((0.44, 0.8))]
     assert len(plain(merge_seconds=0.05).detect(times, scores)) == 3  # gap not below the window
 
 
@@ -117,7 +118,8 @@ def test_incremental_equals_offline_for_any_split(values, cuts, window, merge, r
     events += detector.flush()
     assert events == offline
     for event in offline:
-        assert event.score >= 0.6 and event.start <= event.peak <= event.end
+        assert event.score >= 0.6 and 0.0 <= event.start <= event.end <= event.peak
+        assert (event.start, event.end) == bracket(event.peak)
 
 
 def test_detector_config_validation_and_overrides():
@@ -130,6 +132,12 @@ def test_detector_config_validation_and_overrides():
     detector = Detector.from_config({"threshold": 0.3, "smoothing_seconds": 0.03}, PERIOD, threshold=0.7)
     assert detector.threshold == 0.7 and detector.window == 3
     assert Detector.from_config({"threshold": 0.3}, PERIOD, threshold=None).threshold == 0.3
+    calibrated = Detector.from_config({"keyword_seconds": 0.44, "peak_delay_seconds": 0.013}, PERIOD)
+    assert (calibrated.keyword_seconds, calibrated.peak_delay_seconds) == (0.44, 0.013)
+    assert calibrated.config["keyword_seconds"] == 0.44 and calibrated.config["peak_delay_seconds"] == 0.013
+    for bad in ({"keyword_seconds": -0.1}, {"peak_delay_seconds": float("nan")}, {"keyword_seconds": "0.5"}):
+        with pytest.raises(ConfigError, match="must be >= 0 seconds"):
+            Detector.from_config(bad, PERIOD)
 
 
 def test_output_formats():

@@ -1,16 +1,30 @@
 """From per-frame keyword posteriors to detection events.
 
-Steps, in order:
+An :class:`Event` has four fields, all in seconds from the stream's first sample except ``score``:
+
+- ``peak``: the detection time, the frame of highest smoothed score. A score frame is timed by the end
+  of the audio it has heard, and a causal model is surest once it has heard the word, so the peak
+  comes near the end of the spoken keyword (before it for a drawn-out word);
+- ``score``: the smoothed keyword posterior at ``peak``, in [0, 1];
+- ``start``, ``end``: where the spoken keyword is estimated to be, so that a label track covers the
+  word: ``end = peak - peak_delay_seconds`` and ``start = end - keyword_seconds``, clipped at 0
+  (``0 <= start <= end <= peak``). The two calibration values come from the model's ``detector``
+  options (:func:`calibrate_bracket` measures them from known word times); without them
+  :data:`DEFAULT_KEYWORD_SECONDS` and :data:`DEFAULT_PEAK_DELAY_SECONDS` are used. The bracket is a
+  function of the peak alone, so it does not depend on how a stream is cut into pieces.
+
+Finding events, in order:
 
 1. **Smoothing**: causal moving average over the last ``w`` frames (fewer at the start of the stream:
    the mean of the frames seen so far), as in Chen et al. 2014, "Small-footprint keyword spotting
    using deep neural networks". ``w = 1`` is no smoothing.
 2. **Threshold**: frames whose smoothed score is ``>= threshold`` form runs; a run is a candidate
-   event from its first to its last frame.
+   event from its first to its last frame (the *run*, not the reported ``start``/``end``).
 3. **Merging**: a run that starts less than ``merge_seconds`` after the end of the previous one joins
    it: one event, whose peak is the highest frame of all its runs.
-4. **Refractory period**: an event that starts less than ``refractory_seconds`` after the end of the
-   last reported event is dropped (it does not extend the period).
+4. **Refractory period**: an event whose run starts less than ``refractory_seconds`` after the run end
+   of the last reported event is dropped (it does not extend the period).
+5. **Bracket**: ``start`` and ``end`` are computed from the peak, as above.
 
 :meth:`Detector.detect` runs on a whole score curve; :meth:`Detector.process` runs on successive
 pieces of it and returns the events that are final so far, :meth:`Detector.flush` the rest. Both
@@ -32,10 +46,19 @@ from speechconv.errors import ConfigError
 #: e.g. 0.12 - 0.07 = 0.04999..., compare as the exact multiples of the frame period they are.
 TIME_EPS = 1e-9
 
+#: Fallback ``keyword_seconds`` of a model whose ``detector`` options do not give it: a typical spoken
+#: wake word of two or three syllables (the bundled "hello" measures 0.44 s, neural voices 0.59 s).
+DEFAULT_KEYWORD_SECONDS = 0.6
+#: Fallback ``peak_delay_seconds``: the toolkit's models are causal and time each score frame by the end
+#: of the audio it has heard, so the score peaks near the end of the word (the bundled "hello" model
+#: measures 0.01 s, with one score frame every 80 ms).
+DEFAULT_PEAK_DELAY_SECONDS = 0.05
+
 
 @dataclass(frozen=True)
 class Event:
-    """One detection: first and last frame above threshold, the peak frame (seconds) and its score."""
+    """One detection, in seconds: the estimated spoken keyword ``start``..``end``, the detection time
+    ``peak`` (highest smoothed score) and that ``score`` (see the module docstring)."""
 
     start: float
     end: float
@@ -48,7 +71,8 @@ class Event:
 
 @dataclass
 class _Group:
-    """An event under construction (one or more merged runs)."""
+    """An event under construction (one or more merged runs): first and last frame above threshold,
+    and the peak."""
 
     start: float
     end: float
@@ -78,6 +102,58 @@ def moving_average(history: np.ndarray, scores: np.ndarray, window: int) -> np.n
     return sums / counts
 
 
+def bracket(peak: float, keyword_seconds: float = DEFAULT_KEYWORD_SECONDS,
+            peak_delay_seconds: float = DEFAULT_PEAK_DELAY_SECONDS) -> tuple[float, float]:
+    """``(start, end)`` of the spoken keyword for a detection peak: ``end = peak - peak_delay_seconds``,
+    ``start = end - keyword_seconds``, both clipped at 0. With ``peak >= 0`` (and both values >= 0, as the
+    detector checks) ``0 <= start <= end <= peak``; a frame timed before the stream's first sample (some
+    models' first frames) gives ``start = end = 0``."""
+    end = max(0.0, peak - peak_delay_seconds)
+    start = max(0.0, end - keyword_seconds)
+    return start, end
+
+
+def calibrate_bracket(peaks, spans) -> tuple[float, float]:
+    """``(keyword_seconds, peak_delay_seconds)`` from detection peaks and the true word spans they found.
+
+    ``peaks[i]`` is the peak time of the detection of the word spoken over ``spans[i] = (start, end)``
+    (pair them first, e.g. with :func:`match_peaks_to_words`). ``keyword_seconds`` is the median word
+    duration and ``peak_delay_seconds`` the median of ``peak - end``, clipped at 0 (a peak never precedes
+    the reported end); both rounded to milliseconds. Medians, so a few odd words do not move them.
+    """
+    peaks = np.asarray(peaks, dtype=np.float64).reshape(-1)
+    spans = np.asarray(spans, dtype=np.float64)
+    if len(peaks) == 0:
+        raise ValueError("calibrate_bracket needs at least one detected word")
+    if spans.shape != (len(peaks), 2):
+        raise ValueError(f"{len(peaks)} peaks need {len(peaks)} (start, end) spans, got shape {spans.shape}")
+    if not (np.all(np.isfinite(peaks)) and np.all(np.isfinite(spans))):
+        raise ValueError("peaks and spans must be finite")
+    durations = spans[:, 1] - spans[:, 0]
+    if np.any(durations < 0):
+        raise ValueError("every span needs start <= end")
+    keyword_seconds = round(float(np.median(durations)), 3)
+    peak_delay_seconds = round(max(0.0, float(np.median(peaks - spans[:, 1]))), 3)
+    return keyword_seconds, peak_delay_seconds
+
+
+def match_peaks_to_words(peaks, spans, early_s: float = 0.1, late_s: float = 0.5,
+                         scores=None) -> tuple[list[float], list[tuple[float, float]]]:
+    """Pairs ``(peaks, spans)`` for :func:`calibrate_bracket`: each word span with the detection peak that
+    lies between ``early_s`` before its start and ``late_s`` after its end (the highest-scoring one when
+    ``scores`` are given, else the first); words without one and peaks outside every word are left out."""
+    peaks = [float(p) for p in peaks]
+    scores = [0.0] * len(peaks) if scores is None else [float(s) for s in scores]
+    matched_peaks, matched_spans = [], []
+    for start, end in spans:
+        inside = [i for i, p in enumerate(peaks) if start - early_s <= p <= end + late_s]
+        if inside:
+            best = max(inside, key=lambda i: (scores[i], -i))
+            matched_peaks.append(peaks[best])
+            matched_spans.append((float(start), float(end)))
+    return matched_peaks, matched_spans
+
+
 def runs_above(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(starts, ends)`` indices (inclusive) of the runs of True in a boolean array."""
     edges = np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8))
@@ -98,7 +174,13 @@ class Detector:
     merge_seconds:
         Runs separated by less than this gap form one event.
     refractory_seconds:
-        No new event may start within this time after the end of a reported event.
+        No new event's run may start within this time after the run end of a reported event.
+    keyword_seconds:
+        Typical spoken duration of the keyword: ``end - start`` of each event (default
+        :data:`DEFAULT_KEYWORD_SECONDS`).
+    peak_delay_seconds:
+        Typical time from the end of the spoken keyword to the score peak: ``peak - end`` (default
+        :data:`DEFAULT_PEAK_DELAY_SECONDS`). Both are clipped so that ``0 <= start <= end <= peak``.
     """
 
     def __init__(
@@ -109,6 +191,8 @@ class Detector:
         smoothing_seconds: float | None = None,
         merge_seconds: float = 0.25,
         refractory_seconds: float = 0.5,
+        keyword_seconds: float | None = None,
+        peak_delay_seconds: float | None = None,
     ):
         if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
             raise ConfigError(f"threshold must be in [0, 1], got {threshold!r}")
@@ -121,13 +205,18 @@ class Detector:
         smoothing_frames = 1 if smoothing_frames is None else smoothing_frames
         if not (isinstance(smoothing_frames, int) and smoothing_frames >= 1):
             raise ConfigError(f"smoothing_frames must be an int >= 1, got {smoothing_frames!r}")
-        for name, value in (("merge_seconds", merge_seconds), ("refractory_seconds", refractory_seconds)):
-            if not (isinstance(value, (int, float)) and 0 <= value < math.inf):
+        keyword_seconds = DEFAULT_KEYWORD_SECONDS if keyword_seconds is None else keyword_seconds
+        peak_delay_seconds = DEFAULT_PEAK_DELAY_SECONDS if peak_delay_seconds is None else peak_delay_seconds
+        for name, value in (("merge_seconds", merge_seconds), ("refractory_seconds", refractory_seconds),
+                            ("keyword_seconds", keyword_seconds), ("peak_delay_seconds", peak_delay_seconds)):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 <= value < math.inf):
                 raise ConfigError(f"{name} must be >= 0 seconds, got {value!r}")
         self.threshold = float(threshold)
         self.window = smoothing_frames
         self.merge_seconds = float(merge_seconds)
         self.refractory_seconds = float(refractory_seconds)
+        self.keyword_seconds = float(keyword_seconds)
+        self.peak_delay_seconds = float(peak_delay_seconds)
         self.reset()
 
     @classmethod
@@ -137,7 +226,8 @@ class Detector:
         """Build from a model card's ``detector`` dict; ``overrides`` that are not None win."""
         options = dict(config or {})
         options.update({k: v for k, v in overrides.items() if v is not None})
-        known = {"threshold", "smoothing_frames", "smoothing_seconds", "merge_seconds", "refractory_seconds"}
+        known = {"threshold", "smoothing_frames", "smoothing_seconds", "merge_seconds", "refractory_seconds",
+                 "keyword_seconds", "peak_delay_seconds"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"unknown detector option(s) {unknown}; accepted: {sorted(known)}")
@@ -152,6 +242,8 @@ class Detector:
             "smoothing_frames": self.window,
             "merge_seconds": self.merge_seconds,
             "refractory_seconds": self.refractory_seconds,
+            "keyword_seconds": self.keyword_seconds,
+            "peak_delay_seconds": self.peak_delay_seconds,
         }
 
     def reset(self) -> None:
@@ -160,7 +252,7 @@ class Detector:
         self._group: _Group | None = None
         self._open = False  # the last frame seen was above threshold (its run may continue)
         self._last_time = -math.inf
-        self._last_end = -math.inf  # end of the last reported event
+        self._last_end = -math.inf  # run end of the last reported event
 
     # --- whole curves ---------------------------------------------------------------------------
     def smooth(self, scores: np.ndarray) -> np.ndarray:
@@ -169,7 +261,8 @@ class Detector:
 
     def detect(self, times: np.ndarray, scores: np.ndarray) -> list[Event]:
         """Events of a whole score curve (the detector's stream state is left untouched)."""
-        fresh = Detector(self.threshold, None, self.window, None, self.merge_seconds, self.refractory_seconds)
+        fresh = Detector(self.threshold, None, self.window, None, self.merge_seconds, self.refractory_seconds,
+                         self.keyword_seconds, self.peak_delay_seconds)
         return fresh.process(times, scores) + fresh.flush()
 
     # --- streams -------------------------------------------------------------------------------
@@ -224,4 +317,5 @@ class Detector:
         if group is None or group.start - self._last_end < self.refractory_seconds - TIME_EPS:
             return []
         self._last_end = group.end
-        return [Event(group.start, group.end, group.peak, group.score)]
+        start, end = bracket(group.peak, self.keyword_seconds, self.peak_delay_seconds)
+        return [Event(start, end, group.peak, group.score)]
