@@ -1,4 +1,5 @@
-"""``speechconv detect`` end to end through a subprocess, against the library's own detections."""
+"""``speechconv detect`` end to end through a subprocess, against the library's own detections; JSONL
+records per file and the run summary."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,9 +91,10 @@ def test_stdin_jsonl_to_output_file(setup):
                    cwd=root, stdin=data)
     assert proc.returncode == 0, proc.stderr.decode()
     assert proc.stdout == b""
-    records = [json.loads(line) for line in (root / "out.jsonl").read_text().splitlines()]
-    assert [[r["file"], f"{r['start']:.3f}", f"{r['end']:.3f}", f"{r['peak']:.3f}", f"{r['score']:.4f}"]
-            for r in records] == [["-"] + row[1:] for row in expected_rows(expected, ["a.wav"])]
+    [record] = [json.loads(line) for line in (root / "out.jsonl").read_text().splitlines()]  # one per file
+    assert record["file"] == "-" and "error" not in record
+    assert [["-", f"{e['start']:.3f}", f"{e['end']:.3f}", f"{e['peak']:.3f}", f"{e['score']:.4f}"]
+            for e in record["events"]] == [["-"] + row[1:] for row in expected_rows(expected, ["a.wav"])]
 
 
 def test_audacity_tracks_and_plots_per_input(setup):
@@ -172,3 +175,72 @@ def test_lightning_predict_gives_the_cli_events(setup, tmp_path):
     rows = list(csv.reader((tmp_path / "all.csv").read_text().splitlines()))
     assert rows[0] == ["file", "start", "end", "peak", "score"]
     assert rows[1:] == expected_rows(expected, ["a.wav", "sub/b.flac"], str(root) + "/")
+
+
+# --- JSONL records per file, run summary ----------------------------------------------------------------
+
+
+def test_jsonl_has_one_record_per_file_with_events_or_error(setup, capsys, monkeypatch):
+    """Scanned with nothing found ("events": []) differs from not scanned ("error")."""
+    root, _, expected = setup
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert main(["detect", "a.wav", "bad.wav", "sub", "--model", "model", "--format", "jsonl"]) == 1
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["file"] for r in records] == ["a.wav", "bad.wav", "sub/b.flac", "sub/deeper/c.wav"]
+    for record in (records[0], *records[2:]):
+        assert set(record) == {"file", "events"}
+        assert [[f"{e[k]:.3f}" for k in ("start", "end", "peak")] + [f"{e['score']:.4f}"]
+                for e in record["events"]] == [row[1:] for row in expected_rows(expected, [record["file"]])]
+    assert records[1]["events"] == [] and records[1]["error"].startswith("not an audio file or corrupt header (")
+    [message] = captured.err.splitlines()  # the error line as before; no summary (stderr is no terminal)
+    assert message == f"speechconv: bad.wav: {records[1]['error']}"
+    # a threshold no frame reaches: every file still has its record, with no events
+    assert main(["detect", "a.wav", "sub", "--model", "model", "--format", "jsonl", "--threshold", "1"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records == [{"file": name, "events": []} for name in ("a.wav", "sub/b.flac", "sub/deeper/c.wav")]
+
+
+def test_summary_line_on_request_and_on_a_terminal(setup, capsys, monkeypatch):
+    root, _, expected = setup
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    events = sum(len(expected[name]) for name in ("a.wav", "sub/b.flac", "sub/deeper/c.wav"))
+    summary = rf"speechconv: 4 files scanned, 1 failed, 4\.5 s of audio, {events} events, [\d.]+x real time"
+    args = ["detect", "a.wav", "bad.wav", "sub", "--model", "model", "--output", "out.csv"]
+    assert main([*args, "--summary"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].startswith("speechconv: bad.wav: ") and re.fullmatch(summary, err[1]), err
+    assert main([*args, "--summary", "--quiet"]) == 1  # --summary asks for it, --quiet keeps notes out
+    assert re.fullmatch(summary, capsys.readouterr().err.splitlines()[-1])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: progress bar and summary
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert re.fullmatch(summary, err.splitlines()[-1]) and "file/s" in err
+    for quiet in ("--quiet", "-q"):  # only the error line: no progress bar, no summary
+        assert main([*args, quiet]) == 1
+        [line] = capsys.readouterr().err.splitlines()
+        assert line.startswith("speechconv: bad.wav: ")
+
+
+def test_summary_line_format():
+    from speechconv.cli.detect import summary_line
+
+    assert (summary_line(12, 1, 1908.0, 7, 9.0)
+            == "12 files scanned, 1 failed, 31.8 min of audio, 7 events, 212x real time")
+    assert summary_line(1, 0, 7200.0, 1, 2880.0) == "1 file scanned, 0 failed, 2.00 h of audio, 1 event, 2.5x real time"
+    assert (summary_line(0, 0, 0.0, 0, 0.5, folder_errors=1)
+            == "0 files scanned, 0 failed, 1 folder error, 0.0 s of audio, 0 events")
+
+
+def test_help_documents_the_columns_and_the_bracket_defaults():
+    from speechconv.cli.main import build_parser
+    from speechconv.detect import DEFAULT_KEYWORD_SECONDS, DEFAULT_PEAK_DELAY_SECONDS
+
+    parser = build_parser()
+    text = next(a for a in parser._actions if a.dest == "command").choices["detect"].format_help()
+    for needed in ("end = peak - peak_delay_seconds", "start = end - keyword_seconds", "start <= end <= peak",
+                   f"keyword_seconds={DEFAULT_KEYWORD_SECONDS:g}", f"peak_delay_seconds={DEFAULT_PEAK_DELAY_SECONDS:g}",
+                   "one record per file", '"error": "reason"', "--quiet", "--summary", "real time"):
+        assert needed in text, needed

@@ -1,5 +1,6 @@
 """Detector: smoothing, threshold, merging, refractory period and the word bracket on hand-made score
-curves; offline and incremental runs agree; pretrained directories and checkpoints round-trip."""
+curves; offline and incremental runs agree; output formats; pretrained directories and checkpoints
+round-trip."""
 
 from __future__ import annotations
 
@@ -144,7 +145,12 @@ def test_output_formats():
     events = [Event(1.23456, 1.5, 1.4, 0.912345)]
     assert format_csv("a b,c.wav", events) == '"a b,c.wav",1.235,1.500,1.400,0.9123\n'
     assert json.loads(format_jsonl("x.wav", events)) == {
-        "file": "x.wav", "start": 1.235, "end": 1.5, "peak": 1.4, "score": 0.9123}
+        "file": "x.wav", "events": [{"start": 1.235, "end": 1.5, "peak": 1.4, "score": 0.9123}]}
+    # one record per file: also without detections, and with the reason for a file that failed
+    assert format_jsonl("quiet.wav", []) == '{"file": "quiet.wav", "events": []}\n'
+    assert json.loads(format_jsonl("bad.wav", [], "bad.wav: not an audio file")) == {
+        "file": "bad.wav", "events": [], "error": "not an audio file"}
+    assert json.loads(format_jsonl("cut.wav", events, "cut.wav: truncated at 2.000 s: x"))["events"][0]["peak"] == 1.4
     assert format_audacity(events, "hello") == "1.235\t1.500\thello 0.9123\n"
     assert per_input_paths("out.txt", ["a/x.wav"]) == ["out.txt"]
     assert per_input_paths("out.txt", ["a/x.wav", "b/x.flac", "-"]) == ["out_x.txt", "out_x_2.txt", "out_stdin.txt"]

@@ -1,4 +1,5 @@
-"""``speechconv detect``: find the keyword in audio files; one CSV/JSONL row per detection."""
+"""``speechconv detect``: find the keyword in audio files; one CSV row per detection (or one JSONL
+record per file, or an Audacity label track per file), and a one-line run summary on stderr."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -19,12 +21,31 @@ MIN_CHUNK_SECONDS = 0.1
 MAX_CHUNK_SECONDS = 600.0
 
 EPILOG = f"""\
-output (stdout unless --output), one row per detection:
-  csv       file,start,end,peak,score   (seconds with 3 decimals; score = smoothed posterior at the peak)
-  jsonl     {{"file": ..., "start": ..., "end": ..., "peak": ..., "score": ...}}
+columns (times in seconds from the start of the file, 3 decimals):
+  start, end  where the spoken keyword is: end = peak - peak_delay_seconds, start = end - keyword_seconds,
+              clipped at 0 (so start <= end <= peak): the labels cover the spoken word. Both values are
+              the model's detector options (measured on known word times); a model without them gets
+              keyword_seconds=0.6 and peak_delay_seconds=0.05
+  peak        the detection time: the frame where the smoothed score is highest (the model has heard the
+              keyword by then)
+  score       the smoothed keyword posterior at the peak, in [0, 1] (4 decimals)
+
+output (stdout unless --output):
+  csv       header file,start,end,peak,score, then one row per detection
+  jsonl     one record per file, also for files with no detection and files that failed:
+              {{"file": ..., "events": [{{"start": ..., "end": ..., "peak": ..., "score": ...}}, ...]}}
+            a file that could not be read (fully) adds "error": "reason" (a file damaged part-way keeps
+            the events before the damage), so "scanned, nothing found" ("events": []) differs from
+            "not scanned"
   audacity  start<TAB>end<TAB>label: a label track per input. With one input it goes to stdout or --output;
             with several, --output is needed and names one track per input, OUT_<input stem>.txt
             (likewise --plot: PLOT_<input stem>.png).
+
+summary: at the end of a run, one line on stderr, e.g.
+  speechconv: 12 files scanned, 1 failed, 31.8 min of audio, 7 events, 210x real time
+printed when stderr is a terminal (which also shows a progress bar) or with --summary, so scripts that
+read stderr see only error lines unless they ask for it. --quiet leaves out the progress bar, notes (such
+as a lowered --workers) and, unless --summary is given, the summary; errors are always printed.
 
 inputs: folders are searched recursively for {" ".join(AUDIO_EXTENSIONS)} files, following
 symbolic links (a link back to a folder already searched is skipped with a note); a folder that cannot
@@ -92,6 +113,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=workers_arg, default=None, metavar="N",
                         help="files processed in parallel by N processes, lowered to what the CPUs and memory "
                         "hold; 'auto' or 0 chooses from the amount of audio (default: auto)")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="print only errors on stderr: no progress bar, notes or summary line (default: off)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the one-line run summary on stderr even when stderr is not a terminal, "
+                        "e.g. a log file, and even with --quiet (default: only on a terminal)")
     parser.set_defaults(func=run)
 
 
@@ -230,10 +256,37 @@ def run(args: argparse.Namespace) -> int:
         return 128 + signal.SIGPIPE
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _audio_amount(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def summary_line(files: int, failed: int, audio_seconds: float, events: int, wall_seconds: float,
+                 folder_errors: int = 0) -> str:
+    """The run summary (without the ``speechconv: `` prefix), e.g.
+    ``12 files scanned, 1 failed, 31.8 min of audio, 7 events, 210x real time``."""
+    parts = [f"{_plural(files, 'file')} scanned", f"{failed} failed"]
+    if folder_errors:
+        parts.append(f"{_plural(folder_errors, 'folder error')}")
+    parts += [f"{_audio_amount(audio_seconds)} of audio", _plural(events, "event")]
+    if wall_seconds > 0 and audio_seconds > 0:
+        speed = audio_seconds / wall_seconds
+        parts.append(f"{speed:.0f}x real time" if speed >= 10 else f"{speed:.2g}x real time")
+    return ", ".join(parts)
+
+
 def _run(args: argparse.Namespace) -> int:
     from speechconv.audio.discover import expand_audio_paths
     from speechconv.output_files import open_output, stdout_writer
 
+    began = time.monotonic()
     _check_args(args)
     expansion = expand_audio_paths(args.paths)
     files = expansion.files
@@ -246,7 +299,7 @@ def _run(args: argparse.Namespace) -> int:
     outputs = [("--output", path) for path in tracks] or ([("--output", args.output)] if args.output else [])
     check_outputs(outputs + [("--plot", path) for path in plots], files)
 
-    for message in expansion.errors + expansion.notes:
+    for message in expansion.errors + ([] if args.quiet else expansion.notes):
         report(message)
     failed = bool(expansion.errors)
 
@@ -256,19 +309,22 @@ def _run(args: argparse.Namespace) -> int:
     from speechconv.pretrained import load_pretrained
 
     workers, lowered = choose_workers(args.workers, files)
-    if lowered:
+    if lowered and not args.quiet:
         report(lowered)
     fix_mmap_threshold()
     share_cores(workers)
     model = resolve_model(args.model)
     spotter = load_pretrained(model)
     threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
+    on_terminal = sys.stderr.isatty()
+    scanned = failed_files = events = 0
+    audio_seconds = 0.0
     with ExitStack() as stack:
         detections = run_detection(spotter, files, {"threshold": args.threshold}, args.chunk_seconds, workers,
                                    model, keep_curve=bool(plots))
         stack.callback(detections.close)  # ends worker processes whatever stops the loop
         results = detections
-        if sys.stderr.isatty():
+        if on_terminal and not args.quiet:
             from tqdm import tqdm
 
             results = tqdm(detections, total=len(files), unit="file", file=sys.stderr)
@@ -279,8 +335,12 @@ def _run(args: argparse.Namespace) -> int:
                 stream.write(csv_header())
                 stream.flush()
         for index, result in enumerate(results):
-            if result.ok or result.events:  # a file damaged part-way keeps the rows before the damage
-                text = format_events(args.format, result.path, result.events, spotter.keyword)
+            scanned += 1
+            events += len(result.events)
+            audio_seconds += result.duration
+            # a file damaged part-way keeps the rows before the damage; JSONL has a record for every file
+            if result.ok or result.events or args.format == "jsonl":
+                text = format_events(args.format, result.path, result.events, spotter.keyword, result.error)
                 if tracks:
                     try:
                         write_output(tracks[index], text)
@@ -292,9 +352,13 @@ def _run(args: argparse.Namespace) -> int:
                     stream.flush()
             if not result.ok:
                 failed = True
+                failed_files += 1
                 report(result.error)
             elif plots:
                 failed |= not _plot(plots[index], result, threshold, spotter.keyword)
+    if args.summary or (on_terminal and not args.quiet):
+        report(summary_line(scanned, failed_files, audio_seconds, events, time.monotonic() - began,
+                            len(expansion.errors)))
     return 1 if failed else 0
 
 

@@ -1,8 +1,23 @@
 """Writing detections: CSV, JSON lines and Audacity label tracks, and safe output files.
 
-- ``csv``: header ``file,start,end,peak,score``, one row per event; times in seconds with 3 decimals,
-  score (the smoothed posterior at the peak) with 4 decimals.
-- ``jsonl``: one object per event with the same fields and precision.
+The fields of an event (:class:`~speechconv.detect.detector.Event`), times in seconds from the start
+of the file with 3 decimals:
+
+- ``start``, ``end``: the estimated span of the spoken keyword (``end = peak - peak_delay_seconds``,
+  ``start = end - keyword_seconds``, clipped at 0; the two come from the model's ``detector`` options),
+  so ``start <= end <= peak``;
+- ``peak``: the detection time, the frame of highest smoothed score;
+- ``score``: the smoothed keyword posterior at ``peak``, in [0, 1], with 4 decimals.
+
+Formats:
+
+- ``csv``: header ``file,start,end,peak,score``, one row per event (a file without detections has no
+  row).
+- ``jsonl``: one object per *file*, also for files without detections or that failed:
+  ``{"file": ..., "events": [{"start": ..., "end": ..., "peak": ..., "score": ...}, ...]}``, plus
+  ``"error": "reason"`` for a file that could not be read (fully); a file damaged part-way keeps the
+  events found before the damage. So "scanned, nothing found" (``"events": []``) differs from "not
+  scanned" (``"error"``).
 - ``audacity``: a label track, ``start<TAB>end<TAB>label`` per event (no file column, so one track
   per input file); the label is the keyword and its score, e.g. ``hello 0.9312``.
 """
@@ -21,10 +36,9 @@ FORMATS = ("csv", "jsonl", "audacity")
 CSV_HEADER = ("file", "start", "end", "peak", "score")
 
 
-def event_fields(path: str, event: Event) -> dict[str, object]:
+def event_fields(event: Event) -> dict[str, float]:
     """The output fields of one event, rounded as printed."""
     return {
-        "file": path,
         "start": round(event.start, 3),
         "end": round(event.end, 3),
         "peak": round(event.peak, 3),
@@ -45,20 +59,35 @@ def format_csv(path: str, events: list[Event]) -> str:
     return buffer.getvalue()
 
 
-def format_jsonl(path: str, events: list[Event]) -> str:
-    return "".join(json.dumps(event_fields(path, event)) + "\n" for event in events)
+def error_reason(path: str, error: str) -> str:
+    """``error`` without the leading ``"PATH: "`` that error messages start with."""
+    prefix = f"{path}: "
+    return error[len(prefix):] if error.startswith(prefix) and len(error) > len(prefix) else error
+
+
+def file_record(path: str, events: list[Event], error: str | None = None) -> dict[str, object]:
+    """The JSONL record of one file: ``file``, ``events`` and, for a failed file, ``error`` (the reason)."""
+    record: dict[str, object] = {"file": path, "events": [event_fields(event) for event in events]}
+    if error is not None:
+        record["error"] = error_reason(path, error)
+    return record
+
+
+def format_jsonl(path: str, events: list[Event], error: str | None = None) -> str:
+    """One JSON line for one file (see the module docstring)."""
+    return json.dumps(file_record(path, events, error)) + "\n"
 
 
 def format_audacity(events: list[Event], keyword: str) -> str:
     return "".join(f"{e.start:.3f}\t{e.end:.3f}\t{keyword} {e.score:.4f}\n" for e in events)
 
 
-def format_events(fmt: str, path: str, events: list[Event], keyword: str) -> str:
-    """Text for one file's events in ``fmt`` (CSV without header)."""
+def format_events(fmt: str, path: str, events: list[Event], keyword: str, error: str | None = None) -> str:
+    """Text for one file's events in ``fmt`` (CSV without header). Only ``jsonl`` records ``error``."""
     if fmt == "csv":
         return format_csv(path, events)
     if fmt == "jsonl":
-        return format_jsonl(path, events)
+        return format_jsonl(path, events, error)
     if fmt == "audacity":
         return format_audacity(events, keyword)
     raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
