@@ -6,7 +6,8 @@
 
 Prints the same CSV as ``speechconv detect`` (``file,start,end,peak,score``). The detector options
 default to the model's (stored in the ONNX metadata) and mirror ``speechconv.detect.Detector``:
-causal moving-average smoothing, threshold, merging of close runs, refractory period.
+causal moving-average smoothing, threshold, merging of close runs, refractory period, and the
+bracket of the spoken word (``start``, ``end``) before the detection time ``peak``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import onnxruntime as ort
 import soundfile as sf
 from numpy.lib.stride_tricks import sliding_window_view
 
-DEFAULTS = {"threshold": 0.5, "merge_seconds": 0.25, "refractory_seconds": 0.5}
+DEFAULTS = {"threshold": 0.5, "merge_seconds": 0.25, "refractory_seconds": 0.5, "keyword_seconds": 0.6,
+            "peak_delay_seconds": 0.05}
 TIME_EPS = 1e-9  # slack of time comparisons: frame times are exact multiples of the period, up to rounding
 
 
@@ -84,8 +86,10 @@ def smooth(scores: np.ndarray, window: int) -> np.ndarray:
     return sums / np.minimum(np.arange(1, len(scores) + 1), window)
 
 
-def detect(times, scores, threshold, window, merge_seconds, refractory_seconds):
-    """Events ``(start, end, peak, score)``: threshold runs, merged when close, refractory period."""
+def detect(times, scores, threshold, window, merge_seconds, refractory_seconds, keyword_seconds, peak_delay_seconds):
+    """Events ``(start, end, peak, score)``: threshold runs, merged when close, refractory period; ``start``
+    and ``end`` bracket the spoken keyword: ``end = peak - peak_delay_seconds``, ``start = end -
+    keyword_seconds``, clipped at 0."""
     smoothed = smooth(scores, window)
     edges = np.diff(np.concatenate([[False], smoothed >= threshold, [False]]).astype(np.int8))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
@@ -94,8 +98,10 @@ def detect(times, scores, threshold, window, merge_seconds, refractory_seconds):
     def close(group, last_end):
         if group is None or group[0] - last_end < refractory_seconds - TIME_EPS:
             return last_end
-        events.append(tuple(group))
-        return group[1]
+        run_start, run_end, peak, score = group
+        end = max(0.0, peak - peak_delay_seconds)
+        events.append((max(0.0, end - keyword_seconds), end, peak, score))
+        return run_end
 
     for first, last in zip(starts, ends):
         peak_index = first + int(np.argmax(smoothed[first:last + 1]))

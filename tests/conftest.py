@@ -1,6 +1,7 @@
 """Shared test fixtures."""
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -81,3 +82,17 @@ def default_signals() -> None:
 
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
+
+
+_SUMMARY = re.compile(r"^speechconv: \d+ files? scanned, ")
+
+
+def error_lines(stderr: str | bytes) -> list[str]:
+    """The lines of a ``speechconv detect`` run's stderr without its closing summary line (which must be
+    the last line when present)."""
+    text = stderr.decode() if isinstance(stderr, bytes) else stderr
+    lines = text.splitlines()
+    if lines and _SUMMARY.match(lines[-1]):
+        lines = lines[:-1]
+    assert not any(_SUMMARY.match(line) for line in lines), "the summary is the last line"
+    return lines

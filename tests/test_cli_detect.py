@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import default_signals
+from conftest import default_signals, error_lines
 
 from speechconv.audio import save_audio
 from speechconv.cli.main import main
@@ -80,7 +80,8 @@ def test_csv_directory_bad_file_and_workers(setup):
     # input order: a.wav, (bad.wav), then the folder's files sorted by path
     want = expected_rows(expected, ["a.wav"]) + expected_rows(expected, ["sub/b.flac", "sub/deeper/c.wav"])
     assert rows == want and len(rows) >= 3
-    [message] = proc.stderr.decode().splitlines()  # one line, and no progress bar: stderr is no terminal
+    [message] = error_lines(proc.stderr)  # one line, and no progress bar: stderr is no terminal
+    assert proc.stderr.decode().splitlines()[-1].startswith("speechconv: 4 files scanned, 1 failed, ")  # summary
     assert message.startswith("speechconv: bad.wav: not an audio file or corrupt header (")
 
 
@@ -194,7 +195,7 @@ def test_jsonl_has_one_record_per_file_with_events_or_error(setup, capsys, monke
         assert [[f"{e[k]:.3f}" for k in ("start", "end", "peak")] + [f"{e['score']:.4f}"]
                 for e in record["events"]] == [row[1:] for row in expected_rows(expected, [record["file"]])]
     assert records[1]["events"] == [] and records[1]["error"].startswith("not an audio file or corrupt header (")
-    [message] = captured.err.splitlines()  # the error line as before; no summary (stderr is no terminal)
+    [message] = error_lines(captured.err)  # the error line as before, then the summary
     assert message == f"speechconv: bad.wav: {records[1]['error']}"
     # a threshold no frame reaches: every file still has its record, with no events
     assert main(["detect", "a.wav", "sub", "--model", "model", "--format", "jsonl", "--threshold", "1"]) == 0

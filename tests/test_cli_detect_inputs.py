@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import save_random_spotter
+from conftest import error_lines, save_random_spotter
 
 from speechconv.cli.main import build_parser, main
 
@@ -66,7 +66,7 @@ def test_symlinked_folders_are_followed_once_and_loops_reported(work, capsys):
     assert detect("data") == 0
     captured = capsys.readouterr()
     assert rows_by_file(captured.out) == {"data/a.wav", "data/linked/b.wav"}
-    assert captured.err == "speechconv: data/loop: skipped, links to a folder already searched (data)\n"
+    assert error_lines(captured.err) == ["speechconv: data/loop: skipped, links to a folder already searched (data)"]
 
 
 def test_unreadable_subfolder_is_reported(work, capsys, monkeypatch):
@@ -83,8 +83,8 @@ def test_unreadable_subfolder_is_reported(work, capsys, monkeypatch):
     assert detect("data") == 1
     captured = capsys.readouterr()
     assert rows_by_file(captured.out) == {"data/a.wav"}
-    assert captured.err == ("speechconv: data/locked: cannot list folder (Permission denied); "
-                            "its files are skipped\n")
+    assert error_lines(captured.err) == ["speechconv: data/locked: cannot list folder (Permission denied); "
+                                         "its files are skipped"]
 
 
 def test_folder_expansion_is_linear(work, capsys, monkeypatch):
@@ -135,7 +135,7 @@ def test_named_pipe_is_read_like_stdin_and_odd_paths_say_what_they_are(work, cap
     lines = captured.out.splitlines()
     a_rows = [line.split(",", 1)[1] for line in lines if line.startswith("a.wav,")]
     assert a_rows and a_rows == [line.split(",", 1)[1] for line in lines if line.startswith("pipe.wav,")]
-    assert captured.err.splitlines() == [
+    assert error_lines(captured.err) == [
         "speechconv: empty.wav: empty pipe (FIFO): no data was written to it",
         "speechconv: loop1.wav: symbolic link loop",
         "speechconv: dangling.wav: broken symbolic link (its target does not exist)",
@@ -148,7 +148,7 @@ def test_error_lines_stay_one_line_whatever_the_file_name(work, capsys):
     (work / "data").mkdir()
     (work / "data/evil\r\x1b[2Jname.wav").write_bytes(b"junk")
     assert detect("bad\nname.wav", "data") == 1
-    err = capsys.readouterr().err.splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 2
     assert err[0].startswith("speechconv: bad\\nname.wav: not an audio file")
     assert err[1].startswith("speechconv: data/evil\\r\\x1b[2Jname.wav: ")
@@ -162,7 +162,7 @@ def test_a_file_damaged_part_way_keeps_the_rows_before_the_damage(work, capsys):
     captured = capsys.readouterr()
     rows = [line.split(",") for line in captured.out.splitlines()[1:]]
     assert rows and all(row[0] == "nan.wav" and float(row[2]) <= 1.5 for row in rows)
-    [line] = captured.err.splitlines()
+    [line] = error_lines(captured.err)
     assert line.startswith("speechconv: nan.wav: ")
 
 

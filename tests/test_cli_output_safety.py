@@ -14,7 +14,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import save_random_spotter
+from conftest import error_lines, save_random_spotter
 
 from speechconv.cli.main import main
 
@@ -228,7 +228,7 @@ def test_a_failed_plot_or_label_track_keeps_the_other_results(work, capsys, monk
     assert detect("a.wav", "b.wav", "--output", "out.csv", "--plot", "p.png") == 1
     rows = list(csv.reader(io.StringIO((work / "out.csv").read_text())))
     assert {row[0] for row in rows[1:]} == {"a.wav", "b.wav"}
-    assert capsys.readouterr().err.splitlines() == ["speechconv: p_a.png: No space left on device",
+    assert error_lines(capsys.readouterr().err) == ["speechconv: p_a.png: No space left on device",
                                                     "speechconv: p_b.png: No space left on device"]
     real_write = speechconv.output_files.write_output
 
@@ -239,7 +239,7 @@ def test_a_failed_plot_or_label_track_keeps_the_other_results(work, capsys, monk
 
     monkeypatch.setattr(speechconv.output_files, "write_output", fail_for_a)
     assert detect("a.wav", "b.wav", "--format", "audacity", "--output", "l.txt") == 1
-    assert capsys.readouterr().err == "speechconv: l_a.txt: Input/output error\n"
+    assert error_lines(capsys.readouterr().err) == ["speechconv: l_a.txt: Input/output error"]
     assert (work / "l_b.txt").read_text().count("\thello ") >= 1
 
 
@@ -290,7 +290,7 @@ def test_one_audacity_track_goes_to_stdout(work, capsys):
     assert detect("a.wav", "--format", "audacity") == 0
     out = capsys.readouterr().out
     start, end, label = out.splitlines()[0].split("\t")
-    assert float(start) < float(end) and label.startswith("hello ")
+    assert 0 <= float(start) <= float(end) and label.startswith("hello ")
     with open(work / "a.wav", "rb") as stdin:
         proc = run_cli("detect", "-", "--model", "model", "--format", "audacity", cwd=work, stdin=stdin)
     assert proc.returncode == 0, proc.stderr.decode()

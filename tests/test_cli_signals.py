@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import default_signals, save_random_spotter
+from conftest import default_signals, error_lines, save_random_spotter
 
 from speechconv.cli.main import main
 from speechconv.detect import runner
@@ -173,5 +173,5 @@ def test_cli_says_when_it_lowers_workers(root, capsys, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setattr(runner, "available_memory", lambda: runner.WORKER_MEMORY_BYTES)
     assert main(["detect", "short.wav", "short.wav", "--model", "model", "--workers", "64"]) == 0
-    err = capsys.readouterr().err.splitlines()
+    err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith("speechconv: --workers 64 lowered to 1 (")

@@ -147,8 +147,16 @@ def test_read_detections_csv_and_jsonl(tmp_path):
     (tmp_path / "d.csv").write_text("file,start,end,peak,score\na.wav,1.0,1.2,1.1,0.9\n")
     (tmp_path / "d.jsonl").write_text(json.dumps({"file": "a.wav", "start": 1.0, "end": 1.2, "peak": 1.1,
                                                   "score": 0.9}) + "\n")
+    (tmp_path / "files.jsonl").write_text(
+        json.dumps({"file": "a.wav", "events": [{"start": 1.0, "end": 1.2, "peak": 1.1, "score": 0.9}]}) + "\n"
+        + json.dumps({"file": "quiet.wav", "events": []}) + "\n")
     for name in ("d.csv", "d.jsonl"):
         assert read_detections(tmp_path / name) == {"a.wav": [Event(1.0, 1.2, 1.1, 0.9)]}
+    # detect's JSONL: one record per file; a file with no detection is known to be scanned
+    assert read_detections(tmp_path / "files.jsonl") == {"a.wav": [Event(1.0, 1.2, 1.1, 0.9)], "quiet.wav": []}
+    (tmp_path / "failed.jsonl").write_text(json.dumps({"file": "b.wav", "events": [], "error": "truncated"}) + "\n")
+    with pytest.raises(EvaluationError, match="b.wav was not scanned"):
+        read_detections(tmp_path / "failed.jsonl")
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
     with pytest.raises(EvaluationError, match="x.csv"):
         read_detections(tmp_path / "x.csv")

@@ -10,6 +10,7 @@ import torch
 from speechconv.cli import listen as listen_cli
 from speechconv.cli.main import main
 from speechconv.detect import Detector, make_detector
+from speechconv.detect.detector import runs_above
 from speechconv.errors import SpeechconvError
 from speechconv.frontends import build_frontend
 from speechconv.models import build_model
@@ -64,9 +65,19 @@ def test_events_are_printed_as_soon_as_they_are_final(spotter_and_wave):
     assert early, "detections should be reported while the stream is still running"
     # output time t is known once the samples up to t + lookahead have arrived; an event is final
     # one merge window after its end, so it is out within one block of that
+    # (the event's run above threshold: event.start/end bracket the spoken word, before the peak)
     lookahead = spotter.model.lookahead * spotter.frontend.hop_length / 16000
+    with torch.no_grad():
+        scores = spotter(wave[None])[0, 1].numpy()
+    times = spotter.output_times(0, len(scores))
+    run_starts, run_ends = runs_above(detector.smooth(scores) >= detector.threshold)
     for n, event in early:
-        assert n * 800 / 16000 <= event.end + detector.merge_seconds + lookahead + 800 / 16000 + 1e-6
+        # the event's (merged) run ends at the last run end before a gap of at least merge_seconds
+        i = next(k for k in range(len(run_ends)) if times[run_ends[k]] >= event.peak - 1e-9)
+        while i + 1 < len(run_starts) and times[run_starts[i + 1]] - times[run_ends[i]] < detector.merge_seconds - 1e-9:
+            i += 1
+        run_end = float(times[run_ends[i]])
+        assert n * 800 / 16000 <= run_end + detector.merge_seconds + lookahead + 800 / 16000 + 1e-6
 
 
 def test_listen_command_with_a_fake_microphone(spotter_and_wave, tmp_path, monkeypatch, capsys):

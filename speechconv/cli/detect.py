@@ -43,9 +43,8 @@ output (stdout unless --output):
 
 summary: at the end of a run, one line on stderr, e.g.
   speechconv: 12 files scanned, 1 failed, 31.8 min of audio, 7 events, 210x real time
-printed when stderr is a terminal (which also shows a progress bar) or with --summary, so scripts that
-read stderr see only error lines unless they ask for it. --quiet leaves out the progress bar, notes (such
-as a lowered --workers) and, unless --summary is given, the summary; errors are always printed.
+after any error lines. --quiet leaves out the progress bar (shown only on a terminal), notes (such as a
+lowered --workers) and, unless --summary is given, the summary; errors are always printed.
 
 inputs: folders are searched recursively for {" ".join(AUDIO_EXTENSIONS)} files, following
 symbolic links (a link back to a folder already searched is skipped with a note); a folder that cannot
@@ -116,8 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="print only errors on stderr: no progress bar, notes or summary line (default: off)")
     parser.add_argument("--summary", action="store_true",
-                        help="print the one-line run summary on stderr even when stderr is not a terminal, "
-                        "e.g. a log file, and even with --quiet (default: only on a terminal)")
+                        help="print the one-line run summary even with --quiet (default: printed unless --quiet)")
     parser.set_defaults(func=run)
 
 
@@ -356,7 +354,7 @@ def _run(args: argparse.Namespace) -> int:
                 report(result.error)
             elif plots:
                 failed |= not _plot(plots[index], result, threshold, spotter.keyword)
-    if args.summary or (on_terminal and not args.quiet):
+    if args.summary or not args.quiet:
         report(summary_line(scanned, failed_files, audio_seconds, events, time.monotonic() - began,
                             len(expansion.errors)))
     return 1 if failed else 0

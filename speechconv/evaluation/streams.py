@@ -58,7 +58,9 @@ def stream_duration(wav: str | os.PathLike) -> float:
 
 
 def read_detections(path: str | os.PathLike) -> dict[str, list[Event]]:
-    """Events per file from the CSV (``file,start,end,peak,score``) or JSONL output of ``speechconv detect``."""
+    """Events per file from the CSV (``file,start,end,peak,score``) or JSONL output of ``speechconv detect``
+    (one record per file, ``{"file", "events": [...]}``, or the older one record per event). A file whose
+    record carries an ``error`` was not scanned: that is an error here, not a file without detections."""
     path = Path(path)
     if not path.is_file():
         raise EvaluationError(f"{path}: detections file not found")
@@ -70,8 +72,11 @@ def read_detections(path: str | os.PathLike) -> dict[str, list[Event]]:
             else:
                 records = list(csv.DictReader(handle))
         for r in records:
-            events.setdefault(str(r["file"]), []).append(
-                Event(float(r["start"]), float(r["end"]), float(r["peak"]), float(r["score"])))
+            if r.get("error"):
+                raise EvaluationError(f"{path}: {r['file']} was not scanned ({r['error']})")
+            found = events.setdefault(str(r["file"]), [])
+            for e in r["events"] if "events" in r else [r]:
+                found.append(Event(float(e["start"]), float(e["end"]), float(e["peak"]), float(e["score"])))
     except (KeyError, ValueError, TypeError, json.JSONDecodeError) as err:
         raise EvaluationError(f"{path}: not a detect CSV/JSONL with file,start,end,peak,score ({err})") from None
     return events
