@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "saliency"),
     "train": ("train", "train a model from a config (LightningCLI: speechconv train [fit|validate|test] "
               "--config conf/X.yaml)"),
+    "train-keyword": ("train_keyword", "train a detector for your own keyword from a typed phrase (synthesis, "
+                      "training, evaluation, packaging)"),
     "synth": ("synth", "synthesize keyword / confusable-negative clips with offline TTS"),
     "make-stream": ("evalstream", "concatenate keyword and other clips over background noise, with a "
                     "ground-truth CSV"),

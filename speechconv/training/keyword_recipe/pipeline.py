@@ -1,0 +1,508 @@
+"""``speechconv train-keyword``: from a typed phrase to a model directory that ``speechconv detect`` uses.
+
+Stages, each re-runnable on its own (``--stage``) and each reading what the earlier ones wrote under
+``OUT/work``:
+
+1. ``synth``: keyword clips (alone and in carrier phrases) and negatives (phonetic confusables, words,
+   phrases) from every installed TTS voice (``speechconv synth``).
+2. ``prepare``: voices held out for dev (:mod:`.splits`); generated noise (:mod:`speechconv.data.noise_gen`)
+   plus any ``--noise-from`` files; ``--negatives-from`` recordings cut in 2 s training negatives, a
+   fifth of the files held out to count false alarms; train/dev manifests.
+3. ``train``: the recipe template (``template.yaml``) filled in and written to ``OUT/train.yaml``; the
+   number of epochs is chosen from a short throughput probe so that training fits ``--minutes``;
+   ``speechconv train fit --config OUT/train.yaml`` (``--resume`` continues from ``last.ckpt``).
+4. ``evaluate``: a stream of the held-out voices' keywords among held-out negatives over held-out
+   noise, plus the held-out real negatives; FRR against false alarms per hour, the threshold for
+   ``--target-fa`` false alarms per hour, a DET PNG, and the word-bracket calibration of the detector.
+5. ``package``: ``OUT/config.yaml``, ``OUT/model.safetensors`` and the model card ``OUT/README.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from speechconv.data.manifest import ManifestEntry, read_manifest, write_manifest
+from speechconv.data.synth import trim_silence
+from speechconv.errors import ConfigError, SpeechconvError
+from speechconv.training.keyword_recipe.splits import (
+    NEGATIVE,
+    held_out_files,
+    keyword_label,
+    split_by_speaker,
+    synthetic_entries,
+)
+
+STAGES = ("synth", "prepare", "train", "evaluate", "package")
+TEMPLATE = Path(__file__).with_name("template.yaml")
+SAMPLE_RATE = 16000
+MAX_KEYWORD_SECONDS = 1.45  # training windows are 1.5 s
+SEGMENT_SECONDS = 2.0
+MAX_REAL_SEGMENTS = 4000
+FA_STREAM_MAX_HOURS = 1.0
+NOISE_SECONDS = 60.0
+EVAL_SNR_DB = (5.0, 20.0)
+EVAL_GAP_S = (0.5, 2.0)
+SYNTH_PAD_S = inspect.signature(trim_silence).parameters["pad_s"].default  # silence kept around clips
+MIN_BLIND_THRESHOLD = 0.5  # the lowest default threshold when the negatives are too short to measure it
+
+
+class TrainKeywordError(SpeechconvError):
+    """A train-keyword run that cannot go on (missing stage output, output folder in use)."""
+
+
+@dataclass
+class Options:
+    phrase: str
+    out: Path
+    negatives_from: list[Path] = field(default_factory=list)
+    noise_from: list[Path] = field(default_factory=list)
+    minutes: float = 30.0
+    positives: int = 1500
+    negatives: int = 1500
+    engines: list[str] | None = None
+    engine_weights: dict[str, float] | None = None
+    workers: int = 2
+    seed: int = 0
+    target_fa: float = 0.5
+    batch_size: int = 64
+    resume: bool = False
+    quiet: bool = False
+
+
+def log(message: str) -> None:
+    print(f"train-keyword: {message}", file=sys.stderr, flush=True)
+
+
+class KeywordRun:
+    """The folders and stages of one ``train-keyword`` run (see the module docstring)."""
+
+    def __init__(self, options: Options):
+        self.o = options
+        self.label = keyword_label(options.phrase)
+        if not self.label:
+            raise ConfigError("the keyword phrase is empty")
+        self.out = Path(options.out).resolve()
+        self.work = self.out / "work"
+        self.synth = self.work / "synth"
+        self.manifests = self.work / "manifests"
+        self.run_dir = self.work / "train"
+        self.eval_dir = self.work / "eval"
+        self.train_config = self.out / "train.yaml"
+
+    # --------------------------------------------------------------------------------- bookkeeping
+    def marker(self, stage: str) -> Path:
+        return self.work / f".{stage}.done"
+
+    def done(self, stage: str) -> bool:
+        return self.marker(stage).is_file()
+
+    def mark(self, stage: str, info: dict | None = None) -> None:
+        self.marker(stage).write_text(json.dumps(info or {}, indent=1) + "\n")
+
+    def check_out(self, stages: list[str]) -> None:
+        """Refuse to mix a new run into a folder that holds something else."""
+        if self.out.exists() and not self.out.is_dir():
+            raise TrainKeywordError(f"{self.out}: exists and is not a folder")
+        ours = (self.work / "run.json").is_file()
+        if ours:
+            previous = json.loads((self.work / "run.json").read_text())
+            if previous.get("keyword") != self.label:
+                raise TrainKeywordError(f"{self.out}: holds a run for {previous.get('keyword')!r}, "
+                                        f"not {self.label!r}; choose another --out")
+        elif self.out.is_dir() and any(self.out.iterdir()):
+            raise TrainKeywordError(f"{self.out}: folder is not empty and is not a train-keyword run; "
+                                    "choose a new --out")
+        if ours and stages == list(STAGES) and not self.o.resume and self.done("synth"):
+            raise TrainKeywordError(f"{self.out}: a run is already there; --resume continues it, "
+                                    "--stage STAGE redoes one stage")
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "run.json").write_text(json.dumps(
+            {"keyword": self.label, "options": {k: str(v) if isinstance(v, Path) else v
+                                                for k, v in asdict(self.o).items()}}, indent=1, default=str) + "\n")
+
+    def need(self, stage: str) -> None:
+        if not self.done(stage):
+            raise TrainKeywordError(f"{self.out}: stage {stage!r} has not run yet (run it first or drop --stage)")
+
+    # --------------------------------------------------------------------------------- stages
+    def stage_synth(self) -> None:
+        from speechconv.data.synth import synthesize_corpus
+
+        entries = synthesize_corpus(self.label, self.synth, self.o.positives, self.o.negatives,
+                                    engines=self.o.engines, seed=self.o.seed, workers=self.o.workers,
+                                    progress=not self.o.quiet, engine_weights=self.o.engine_weights)
+        voices = len({(e.engine, e.voice) for e in entries})
+        self.mark("synth", {"clips": len(entries), "voices": voices})
+        log(f"synth: {len(entries)} clips from {voices} voices in {self.synth}")
+
+    def stage_prepare(self) -> None:
+        self.need("synth")
+        entries = synthetic_entries(self.synth / "manifest.jsonl", self.label, MAX_KEYWORD_SECONDS)
+        if not any(e.label == self.label for e in entries):
+            raise TrainKeywordError(f"{self.synth}: no keyword clip of at most {MAX_KEYWORD_SECONDS} s; "
+                                    "is the phrase too long for a 1.5 s window?")
+        split_by_speaker(entries)
+        noise = self._noise(entries)
+        real_train, real_eval = self._real_negatives()
+        negatives_from_noise = self._segments(noise["train"], "noise", self.work / "noise_segments")
+        entries += real_train + negatives_from_noise
+        counts = {}
+        for split in ("train", "dev"):
+            part = [e for e in entries if e.split == split]
+            write_manifest(self.manifests / f"{split}.jsonl", part)
+            counts[split] = {label: sum(e.label == label for e in part) for label in (self.label, NEGATIVE)}
+        (self.manifests / "noise.json").write_text(json.dumps(noise, indent=1) + "\n")
+        (self.manifests / "real_eval.json").write_text(json.dumps(real_eval, indent=1) + "\n")
+        info = {"clips": counts, "real_train_segments": len(real_train), "real_eval_files": len(real_eval),
+                "noise_train": len(noise["train"]), "noise_eval": len(noise["eval"]),
+                "dev_speakers": sorted({e.speaker for e in entries if e.split == "dev"})}
+        self.mark("prepare", info)
+        log(f"prepare: train {counts['train']}, dev {counts['dev']} (held-out voices: "
+            f"{len(info['dev_speakers'])}); {len(real_train)} real negative segments, {len(real_eval)} real files "
+            f"held out for false alarms; noise {len(noise['train'])} train / {len(noise['eval'])} eval files")
+
+    def _noise(self, entries: list[ManifestEntry]) -> dict[str, list[str]]:
+        """Generated noise (training and evaluation sets with different seeds and babble voices) plus
+        ``--noise-from`` files, a fifth of them held out for evaluation."""
+        from speechconv.audio import find_audio_files, load_audio
+        from speechconv.data.noise_gen import write_noise_set
+
+        def babble_clips(split: str) -> list[np.ndarray]:
+            picked = [e for e in entries if e.label == NEGATIVE and e.split == split][:150]
+            return [load_audio(e.path, SAMPLE_RATE)[0].numpy() for e in picked]
+
+        folder = self.work / "noise"
+        train = write_noise_set(folder, NOISE_SECONDS, SAMPLE_RATE, self.o.seed, babble_clips("train"), "train_")
+        held = write_noise_set(folder, NOISE_SECONDS, SAMPLE_RATE, self.o.seed + 1, babble_clips("dev"), "eval_")
+        user = find_audio_files([str(p) for p in self.o.noise_from]) if self.o.noise_from else []
+        if self.o.noise_from and not user:
+            raise TrainKeywordError(f"--noise-from {' '.join(map(str, self.o.noise_from))}: no audio files found")
+        user_eval = held_out_files(user)
+        return {"train": train + [p for p in user if p not in user_eval],
+                "eval": held + sorted(user_eval)}
+
+    def _real_negatives(self) -> tuple[list[ManifestEntry], list[str]]:
+        """``--negatives-from`` recordings: 2 s training segments of the training files, and the held-out
+        files (at most about an hour) whose false alarms are counted."""
+        if not self.o.negatives_from:
+            return [], []
+        from speechconv.audio import find_audio_files
+
+        files = find_audio_files([str(p) for p in self.o.negatives_from])
+        if not files:
+            raise TrainKeywordError(f"--negatives-from {' '.join(map(str, self.o.negatives_from))}: "
+                                    "no audio files found")
+        held = held_out_files(files)
+        train_files = [f for f in files if f not in held]
+        rng = np.random.default_rng(self.o.seed)
+        rng.shuffle(train_files)
+        segments = self._segments(train_files, "real", self.work / "real_segments", MAX_REAL_SEGMENTS)
+        return segments, sorted(held)
+
+    def _segments(self, paths: list[str], source: str, folder: Path, limit: int | None = None) -> list[ManifestEntry]:
+        """Training negatives: each file cut into 2 s pieces (shorter files whole), written under ``folder``."""
+        from speechconv.audio import AudioError, load_audio, save_audio
+
+        size = int(SEGMENT_SECONDS * SAMPLE_RATE)
+        folder.mkdir(parents=True, exist_ok=True)
+        out: list[ManifestEntry] = []
+        for index, path in enumerate(paths):
+            if limit is not None and len(out) >= limit:
+                break
+            try:
+                audio = load_audio(path, SAMPLE_RATE)[0].numpy()
+            except AudioError as err:
+                log(f"skipping {err}")
+                continue
+            for k in range(max(1, len(audio) // size)):
+                piece = audio[k * size:(k + 1) * size]
+                if len(piece) < SAMPLE_RATE // 4 or not np.any(piece):
+                    continue
+                clip = folder / f"{index:05d}_{Path(path).stem[:40]}_{k:03d}.wav"
+                if not clip.is_file():
+                    save_audio(clip, piece, SAMPLE_RATE)
+                out.append(ManifestEntry(path=str(clip), label=NEGATIVE, engine=source, speaker=f"{source}:{path}",
+                                         duration=len(piece) / SAMPLE_RATE, split="train"))
+        return out[:limit] if limit is not None else out
+
+    def stage_train(self) -> None:
+        self.need("prepare")
+        last = self.run_dir / "checkpoints" / "last.ckpt"
+        resume = self.o.resume and last.is_file() and self.train_config.is_file()
+        if not resume:
+            self.write_config(self.fill_template())
+            log(f"train: config {self.train_config}; epochs are chosen to fit {self.o.minutes:g} min")
+        cmd = [sys.executable, "-m", "speechconv.cli.main", "train", "fit", "--config", str(self.train_config)]
+        if resume:
+            cmd += ["--ckpt_path", str(last)]
+            log(f"train: resuming from {last}")
+        code = subprocess.run(cmd, env=_quiet_env()).returncode
+        if code:
+            raise TrainKeywordError(f"training stopped (exit status {code}); add --resume to continue it")
+        self.mark("train", {"config": str(self.train_config)})
+
+    def fill_template(self) -> dict:
+        noise = json.loads((self.manifests / "noise.json").read_text())
+        text = TEMPLATE.read_text()
+        text = text.replace("RUN", str(self.run_dir)).replace("MANIFESTS", str(self.manifests))
+        config = yaml.safe_load(text)
+        init, data = config["model"]["init_args"], config["data"]["init_args"]
+        init["labels"] = data["labels"] = [NEGATIVE, self.label]
+        init["keyword"] = self.label
+        config["seed_everything"] = data["seed"] = self.o.seed
+        data["batch_size"] = self.o.batch_size
+        data["num_workers"] = config["num_threads"] = min(2, os.cpu_count() or 1)
+        for op in data["augment"]:
+            if op.get("noise") == "NOISE_TRAIN":
+                op["noise"] = noise["train"]
+        for callback in config["trainer"]["callbacks"]:
+            if callback["class_path"].endswith("TimeBudget"):
+                callback["init_args"]["minutes"] = self.o.minutes
+        cap = max(60, int(self.o.minutes * 60 * 1.5))
+        config["trainer"]["max_time"] = f"00:{cap // 3600:02d}:{cap % 3600 // 60:02d}:{cap % 60:02d}"
+        return config
+
+    def write_config(self, config: dict) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        header = (f"# speechconv train-keyword {self.label!r}: written by the train stage; reproduce the run with\n"
+                  f"#   speechconv train fit --config {self.train_config}\n")
+        tmp = self.train_config.with_name(".train.yaml.tmp")
+        tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
+        os.replace(tmp, self.train_config)
+
+    def checkpoint(self) -> Path:
+        """The checkpoint with the lowest dev loss; ``last.ckpt`` when the budget ended before any validation."""
+        from speechconv.training.recipe_tools import best_checkpoint
+
+        folder = self.run_dir / "checkpoints"
+        try:
+            return best_checkpoint(folder)
+        except ConfigError:
+            if (folder / "last.ckpt").is_file():
+                return folder / "last.ckpt"
+            raise TrainKeywordError(f"{folder}: no checkpoint; run the train stage") from None
+
+    def stage_evaluate(self) -> None:
+        self.need("train")
+        from speechconv.data.evalstream import build_eval_stream
+        from speechconv.detect.detector import calibrate_bracket
+        from speechconv.evaluation import kws
+        from speechconv.evaluation.streams import load_stream
+        from speechconv.pretrained import load_pretrained
+        checkpoint = self.checkpoint()
+        spotter = load_pretrained(checkpoint)
+        noise = json.loads((self.manifests / "noise.json").read_text())
+        real_eval = json.loads((self.manifests / "real_eval.json").read_text())
+        dev = read_manifest(self.manifests / "dev.jsonl")
+        keyword_wav = self.eval_dir / "keyword_stream.wav"
+        if not keyword_wav.is_file():
+            build_eval_stream([e for e in dev if e.label == self.label], [e for e in dev if e.label != self.label],
+                              noise["eval"], keyword_wav, keyword_wav.with_suffix(".csv"), gap_range=EVAL_GAP_S,
+                              snr_db_range=EVAL_SNR_DB, seed=self.o.seed + 7)
+        streams = [load_stream(keyword_wav, self.label, spotter=spotter, cache_dir=self.eval_dir / "scores",
+                               group_by="text")]
+        fa_streams = list(streams)
+        if real_eval:
+            real_wav = self.eval_dir / "real_negatives.wav"
+            if not real_wav.is_file():
+                others = [ManifestEntry(path=p, label=NEGATIVE) for p in real_eval]
+                build_eval_stream([], others, noise["eval"], real_wav, real_wav.with_suffix(".csv"),
+                                  gap_range=EVAL_GAP_S, snr_db_range=(10.0, 30.0), seed=self.o.seed + 8)
+                _trim_stream(real_wav, FA_STREAM_MAX_HOURS)
+            fa_streams.append(load_stream(real_wav, self.label, spotter=spotter, keyword_free=True,
+                                          cache_dir=self.eval_dir / "scores"))
+        options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds") if k in spotter.detector}
+        points = kws.sweep(streams, fa_streams, options)
+        hours = sum(stream.duration_s for stream in fa_streams) / 3600
+        resolvable = hours * self.o.target_fa >= 1.0  # one false alarm would exceed the target
+        if resolvable:
+            chosen = kws.choose(points, self.o.target_fa)
+        else:  # no false alarm at all, and the best recall at the lowest such threshold
+            quiet = [p for p in points if p.threshold >= MIN_BLIND_THRESHOLD and p.false_alarms == 0]
+            chosen = (min(quiet, key=lambda p: (p.frr, p.threshold, p.smoothing_frames)) if quiet
+                      else kws.choose(points, self.o.target_fa))
+        if not resolvable:
+            log(f"evaluate: {hours:.2f} h of negatives cannot resolve {self.o.target_fa:g} false alarms per hour; "
+                f"the threshold stays >= {MIN_BLIND_THRESHOLD} (more --negatives-from gives a measured one)")
+        detector = spotter.detector | {"threshold": chosen.threshold, "smoothing_frames": chosen.smoothing_frames}
+        detector.pop("smoothing_seconds", None)
+        peaks, spans = _matched_peaks(streams[0], chosen, options, alone=self.label)
+        bracket = calibrate_bracket(peaks, spans) if len(peaks) else None
+        results = {
+            "keyword": self.label,
+            "checkpoint": str(checkpoint),
+            "target_fa_per_hour": self.o.target_fa,
+            "chosen": chosen.as_dict(),
+            "frr_at": {str(fa): (p.as_dict() if p else None) for fa in (0.5, 1.0, 5.0)
+                       for p in [kws.frr_at(points, fa)]},
+            "streams": {s.name: {"hours": round(s.duration_s / 3600, 3), "keywords": len(s.keywords)}
+                        for s in fa_streams},
+            "fa_resolvable": resolvable,
+            "real_negative_hours": round(sum(s.duration_s for s in fa_streams[1:]) / 3600, 3),
+            "bracket": None if bracket is None else {"keyword_seconds": round(bracket[0], 3),
+                                                     "peak_delay_seconds": round(bracket[1], 3)},
+            "detector": detector,
+        }
+        (self.eval_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        kws.plot_det({f"smoothing {chosen.smoothing_frames}": [p for p in points
+                                                               if p.smoothing_frames == chosen.smoothing_frames]},
+                     self.eval_dir / "det.png", {"chosen": chosen}, title=f"{self.label}: held-out voices")
+        self.mark("evaluate", {"results": str(self.eval_dir / "results.json")})
+        log(f"evaluate: {kws.describe(chosen)} on {chosen.hours:.2f} h "
+            f"({results['real_negative_hours']:.2f} h of real negatives); DET {self.eval_dir / 'det.png'}")
+
+    def stage_package(self) -> None:
+        self.need("evaluate")
+        from speechconv.pretrained import load_pretrained, save_pretrained
+
+        results = json.loads((self.eval_dir / "results.json").read_text())
+        spotter = load_pretrained(results["checkpoint"], fold_bn=False)
+        spotter.detector.clear()
+        spotter.detector.update(results["detector"])
+        if results["bracket"]:
+            spotter.detector.update(results["bracket"])
+        prepare = json.loads(self.marker("prepare").read_text())
+        synth = json.loads(self.marker("synth").read_text())
+        save_pretrained(spotter, self.out, model_card(spotter, results, prepare, synth, self.o))
+        size = sum((self.out / name).stat().st_size for name in ("config.yaml", "model.safetensors", "README.md"))
+        self.mark("package", {"bytes": size})
+        log(f"package: {self.out} ({size / 1024:.0f} KiB). Use it: speechconv detect --model {self.out} FILE")
+
+    # --------------------------------------------------------------------------------- driver
+    def run(self, stages: list[str]) -> None:
+        self.check_out(stages)
+        started = time.monotonic()
+        for stage in stages:
+            if self.o.resume and self.done(stage) and stage != "train":
+                log(f"{stage}: done before; skipping")
+                continue
+            if self.o.resume and stage == "train" and self.done("train"):
+                log("train: done before; skipping")
+                continue
+            t0 = time.monotonic()
+            log(f"stage {stage}")
+            getattr(self, f"stage_{stage}")()
+            log(f"stage {stage} done in {_duration(time.monotonic() - t0)}")
+        log(f"finished in {_duration(time.monotonic() - started)}")
+
+
+def _duration(seconds: float) -> str:
+    from speechconv.training.progress import format_seconds
+
+    return format_seconds(seconds)
+
+
+def _quiet_env() -> dict[str, str]:
+    """Environment of the training process: without Lightning's deprecation chatter."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::UserWarning")
+    return env
+
+
+def _trim_stream(wav: Path, max_hours: float) -> None:
+    """Cut a stream (and its truth CSV) to at most ``max_hours``."""
+    import soundfile as sf
+
+    info = sf.info(str(wav))
+    limit = int(max_hours * 3600 * info.samplerate)
+    if info.frames <= limit:
+        return
+    from speechconv.audio import load_audio, save_audio
+
+    audio = load_audio(str(wav), info.samplerate)[0].numpy()[:limit]
+    save_audio(wav, audio, info.samplerate)
+    csv = wav.with_suffix(".csv")
+    lines = csv.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    keep = [r for r in rows if float(r.split(",")[1]) <= max_hours * 3600]  # columns: start,end,...
+    csv.write_text("\n".join([header, *keep]) + "\n")
+
+
+def _matched_peaks(stream, point, options: dict, alone: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Peaks of the detections at ``point`` that found a keyword spoken alone (clip text ``alone``: the
+    clip's span is then the word's), with that keyword's span."""
+    from speechconv.detect.detector import Detector
+    from speechconv.evaluation.kws import EARLY_S, LATE_S
+
+    events = stream.detect(Detector(threshold=point.threshold, smoothing_frames=point.smoothing_frames, **options))
+    peaks, spans = [], []
+    for span in stream.keywords:
+        if keyword_label(span.group.strip(" ,.!?").lower()) != alone.lower():
+            continue
+        inside = [e.peak for e in events if span.start - EARLY_S <= e.peak <= span.end + LATE_S]
+        if inside:
+            peaks.append(inside[0])
+            spans.append((span.start + SYNTH_PAD_S, span.end - SYNTH_PAD_S))
+    return np.array(peaks), spans
+
+
+def model_card(spotter, results: dict, prepare: dict, synth: dict, options: Options) -> str:
+    """The model card of a train-keyword model: what it was trained on and what was measured."""
+    model = spotter.model
+    chosen = results["chosen"]
+    frame_rate = spotter.sample_rate / spotter.frontend.hop_length
+    def found(p: dict | None) -> str:
+        if p is None:
+            return "not reached"
+        return f"{100 * (1 - p['frr']):.1f}% ({p['found']}/{p['keywords']}), threshold {p['threshold']:g}"
+
+    rows = "".join(f"| <= {fa} FA/h | {found(p)} |\n" for fa, p in results["frr_at"].items())
+    def counts(c: dict) -> str:
+        return ", ".join(f"{n} {label}" for label, n in c.items())
+
+    real_hours = results["real_negative_hours"]
+    fa_note = (f"{real_hours:.2f} h of your real negative recordings (held out from training) plus the synthetic "
+               "stream" if real_hours else "the synthetic stream only (no `--negatives-from` was given, so false "
+               "alarms on real speech were not measured)")
+    yours = " and yours" if options.noise_from else ""
+    blind = ("" if results.get("fa_resolvable", True) else
+             f" That is too little negative audio to measure {options.target_fa:g} false alarms per hour, so the "
+             f"threshold was kept at or above {MIN_BLIND_THRESHOLD}.")
+    return f"""# Keyword spotter: "{results['keyword']}"
+
+Trained by `speechconv train-keyword` from synthetic speech only.
+
+## Model
+- `{model.config.get('name')}`, {model.num_parameters():,} parameters, \
+{model.macs_per_second(frame_rate) / 1e6:.2f} M MACs per second of audio
+- front-end: `{spotter.frontend.config.get('name')}`, {spotter.frontend.config.get('n_mels')} channels at \
+{spotter.sample_rate} Hz
+- labels: {', '.join(spotter.labels)}
+- detector: {', '.join(f'{k}={v}' for k, v in spotter.detector.items())}
+
+## Data
+- {synth['clips']} synthetic clips from {synth['voices']} TTS voices (keyword alone and in carrier phrases;
+  confusable words and phrases as negatives).
+- Training clips: {counts(prepare['clips']['train'])}; held out (dev, never trained on):
+  {counts(prepare['clips']['dev'])} from {len(prepare['dev_speakers'])} voices.
+- Real negatives: {prepare['real_train_segments']} training segments of 2 s; {prepare['real_eval_files']} files held
+  out for false alarms. Noise: {prepare['noise_train']} training files (generated{yours}),
+  {prepare['noise_eval']} held-out files.
+
+## Measured (evaluate stage)
+Keywords of the held-out TTS voices in a stream among held-out negatives over held-out noise at
+{EVAL_SNR_DB[0]:g}-{EVAL_SNR_DB[1]:g} dB SNR; false alarms per hour over {fa_note}.
+
+| false alarms | keywords found |
+|---|---|
+{rows}
+The default threshold {chosen['threshold']:g} (smoothing over {chosen['smoothing_frames']} frame(s)) was chosen for \
+<= {options.target_fa:g} false alarms per hour: {100 * (1 - chosen['frr']):.1f}% found at \
+{chosen['fa_per_hour']:.2f} FA/h over {chosen['hours']:.2f} h.{blind}
+
+## Limits
+These numbers come from **synthetic voices**. Detectors trained from TTS alone find far fewer keywords
+spoken by real people: see `recipes/wakeword_benchmark` in the speechconv repository, which measures
+this recipe on real recordings of four other wake words. Check the model on recordings of your own users
+before you rely on it, and raise or lower the threshold with `speechconv detect --threshold`.
+"""

@@ -1,0 +1,167 @@
+"""`speechconv train-keyword`: the README's commands end to end at tiny scale, and the pieces they use."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speechconv.data.manifest import ManifestEntry
+from speechconv.data.noise_gen import KINDS, generate, write_noise_set
+from speechconv.training.keyword_recipe.splits import (
+    held_out_files,
+    held_out_speakers,
+    keyword_label,
+    split_by_speaker,
+    tts_speaker,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+#: Appended to the README's train-keyword command: the same command at tiny scale (argparse keeps the
+#: last value of an option), so the test runs in about a minute.
+TINY = ["--positives", "24", "--negatives", "24", "--engines", "espeak,flite", "--minutes", "0.2", "--quiet"]
+needs_tts = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
+                               reason="needs espeak-ng and flite (apt-get install espeak-ng flite)")
+
+
+def readme_commands(section: str) -> list[str]:
+    """The commands of the first code block after the README heading ``section``."""
+    text = (REPO / "README.md").read_text()
+    after = text[text.index(f"## {section}\n"):]
+    block = re.search(r"```\n(.*?)```", after, re.S).group(1)
+    return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HOME=str(cwd))
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def speechconv_argv(command: str) -> list[str]:
+    argv = shlex.split(command)
+    assert argv[0] == "speechconv"
+    return [sys.executable, "-m", "speechconv.cli.main", *argv[1:]]
+
+
+@needs_tts
+def test_readme_custom_keyword_commands_run_verbatim(tmp_path):
+    train, detect = readme_commands("Training a detector for your own keyword")
+    assert train.startswith("speechconv train-keyword ") and detect.startswith("speechconv detect --model ")
+    phrase = shlex.split(train)[2]
+    out = tmp_path / shlex.split(train)[shlex.split(train).index("--out") + 1]
+
+    result = run(speechconv_argv(train) + TINY, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {"config.yaml", "model.safetensors", "README.md", "train.yaml"} <= {p.name for p in out.iterdir()}
+    card = (out / "README.md").read_text()
+    assert f'"{phrase}"' in card and "synthetic voices" in card
+    results = json.loads((out / "work" / "eval" / "results.json").read_text())
+    assert results["keyword"] == phrase and 0 <= results["chosen"]["threshold"] <= 1
+    assert (out / "work" / "eval" / "det.png").stat().st_size > 0
+    assert "epoch" in result.stderr and "left" in result.stderr  # the progress line with the time left
+
+    # A synthesised sentence with the keyword in it, where the README's detect command expects its input.
+    recording = shlex.split(detect)[-1]
+    subprocess.run(["espeak-ng", "-w", str(tmp_path / recording), f"well, {phrase}, what time is it"], check=True)
+    # threshold 0: a few seconds of training guarantee nothing, but every frame then counts as the keyword
+    result = run(speechconv_argv(detect) + ["--threshold", "0"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    labels = (tmp_path / "labels.txt").read_text()
+    assert phrase in labels and "keyword" not in labels
+
+    # The same command again refuses to mix a second run into the folder; --resume finds everything done.
+    again = run(speechconv_argv(train) + TINY, tmp_path)
+    assert again.returncode == 1 and "--resume" in again.stderr
+    resumed = run(speechconv_argv(train) + TINY + ["--resume"], tmp_path)
+    assert resumed.returncode == 0 and resumed.stderr.count("done before; skipping") == 5
+
+
+def test_out_folder_that_holds_something_else_is_refused(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff\xd8")
+    result = run(speechconv_argv('speechconv train-keyword "hey toaster" --out photos'), tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("speechconv: ") and "not empty" in result.stderr
+    assert [p.name for p in (tmp_path / "photos").iterdir()] == ["cat.jpg"]
+
+
+def test_bad_options_give_one_line(tmp_path):
+    for extra, words in ((["--minutes", "0"], "--minutes"), (["--negatives-from", "nowhere"], "nowhere")):
+        result = run(speechconv_argv('speechconv train-keyword hi --out m') + extra, tmp_path)
+        assert result.returncode == 1 and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------------------------ pieces
+
+
+def test_keyword_label_normalises_spaces():
+    assert keyword_label("  hey   toaster ") == "hey toaster" == keyword_label("hey_toaster")
+
+
+def test_tts_speaker_merges_one_person_across_engines():
+    assert tts_speaker("flite", "kal16") == tts_speaker("festival", "kal_diphone") == "tts:kal"
+    assert tts_speaker("espeak", "en-gb+Hugo") == tts_speaker("espeak+praat", "en-us+Hugo") == "espeak:Hugo"
+    assert tts_speaker("kokoro", "blend07") == "kokoro:blend07"
+
+
+def test_held_out_speakers_are_a_fixed_share_per_family():
+    speakers = {f"kokoro:blend{i:02d}" for i in range(40)} | {f"espeak:v{i}" for i in range(20)} | {"piper:joe"}
+    held = held_out_speakers(speakers)
+    assert sum(s.startswith("kokoro:") for s in held) == 6 and sum(s.startswith("espeak:") for s in held) == 3
+    assert "piper:joe" not in held  # a family of one speaker always trains
+    # the choice of a speaker does not depend on the others in the corpus
+    assert held_out_speakers(speakers | {f"flite:x{i}" for i in range(5)}) >= held
+
+
+def test_split_by_speaker_never_leaves_dev_without_a_label():
+    entries = [ManifestEntry(path=f"/c/{i}.wav", label="hi" if i % 2 else "negative", speaker="piper:joe")
+               for i in range(20)]
+    split_by_speaker(entries)
+    for label in ("hi", "negative"):
+        splits = [e.split for e in entries if e.label == label]
+        assert "dev" in splits and "train" in splits
+
+
+def test_held_out_files_need_enough_files():
+    assert held_out_files(["a.wav", "b.wav"]) == set()
+    files = [f"/d/{i}.wav" for i in range(50)]
+    held = held_out_files(files)
+    assert len(held) == 10 and held == held_out_files(list(reversed(files)))
+
+
+@pytest.mark.parametrize("kind, slope_db_per_octave", [("white", 0.0), ("pink", -3.0), ("brown", -6.0)])
+def test_coloured_noise_has_its_spectral_slope(kind, slope_db_per_octave):
+    noise = generate(kind, 8.0, 16000, np.random.default_rng(0))
+    assert noise.dtype == np.float32 and np.sqrt(np.mean(noise**2)) == pytest.approx(1.0, rel=1e-3)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(len(noise), 1 / 16000)
+    band = (freqs > 100) & (freqs < 6400)
+    slope = np.polyfit(np.log2(freqs[band]), 10 * np.log10(power[band]), 1)[0]
+    assert slope == pytest.approx(slope_db_per_octave, abs=0.3)
+
+
+def test_hum_is_at_mains_frequency():
+    hum = generate("hum", 4.0, 16000, np.random.default_rng(1))
+    spectrum = np.abs(np.fft.rfft(hum))
+    peak = np.fft.rfftfreq(len(hum), 1 / 16000)[np.argmax(spectrum)]
+    assert peak in (50.0, 60.0)
+
+
+def test_noise_set_is_written_once(tmp_path):
+    clip = np.sin(np.linspace(0, 800, 8000)).astype(np.float32)
+    paths = write_noise_set(tmp_path, seconds=2.0, seed=3, babble_clips=[clip])
+    assert [Path(p).stem for p in paths] == list(KINDS)
+    before = {p: Path(p).stat().st_mtime_ns for p in paths}
+    assert write_noise_set(tmp_path, seconds=2.0, seed=3, babble_clips=[clip]) == paths
+    assert {p: Path(p).stat().st_mtime_ns for p in paths} == before
+    assert len(write_noise_set(tmp_path / "no_babble", seconds=1.0)) == len(KINDS) - 1
