@@ -124,6 +124,14 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
         f.write(header + array.astype(np.uint8).tobytes())
 
 
+def test_mnist_datamodule_never_downloads(tmp_path):
+    from speechconv.data.readers import DatasetError
+
+    with pytest.raises(DatasetError, match="never downloads"):
+        MNISTDataModule(str(tmp_path / "empty"), batch_size=4).prepare_data()
+    assert not (tmp_path / "empty").exists()
+
+
 def test_mnist_datamodule_reads_idx_pads_and_normalizes(tmp_path):
     rng = np.random.default_rng(0)
     train = rng.integers(0, 256, (30, 28, 28))
@@ -133,7 +141,7 @@ def test_mnist_datamodule_reads_idx_pads_and_normalizes(tmp_path):
     _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(10))
     data = MNISTDataModule(str(tmp_path), batch_size=4, val_split=6, pad_to=32)
-    data.prepare_data()  # files exist: nothing is downloaded
+    data.prepare_data()  # files exist
     data.setup("fit")
     data.setup("test")
     assert (len(data.train_set), len(data.val_set), len(data.test_set)) == (24, 6, 10)

@@ -4,8 +4,8 @@
 #     CONFIG     conf/mnist_lenet5.yaml (default), conf/mnist_lenet5_aug.yaml or another conf/mnist_*.yaml
 #     MNIST_DIR  a folder with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...), e.g. ../shared/data/mnist
 # Run from the project root. The configs read data_dir runs/mnist/data. Stage 1 links runs/mnist/data to
-# MNIST_DIR when one is given; without one (and with no runs/mnist/data yet), the data module downloads
-# MNIST there with torchvision.
+# MNIST_DIR when one is given; without one, runs/mnist/data must already hold the files (nothing is
+# downloaded).
 set -euo pipefail
 config=${1:-conf/mnist_lenet5.yaml}
 shift || true
@@ -15,7 +15,7 @@ if [[ $# -gt 0 && $1 != -* ]]; then
   shift
   [[ -d $mnist_dir ]] || { echo "run.sh: $mnist_dir is not a folder" >&2; exit 1; }
   if [[ -e $data && ! -L $data ]]; then
-    echo "run.sh: $data exists and is not a link (a download?); remove it to use $mnist_dir" >&2
+    echo "run.sh: $data exists and is not a link; remove it to use $mnist_dir" >&2
     exit 1
   fi
   mkdir -p "$(dirname "$data")"

@@ -105,13 +105,13 @@ class MNISTDataModule(_LoaderMixin, pl.LightningDataModule):
     """MNIST from local IDX files (``read_mnist``), zero-padded to ``pad_to`` (32 for LeNet-5).
 
     The last ``val_split`` training images are the validation set; the 10k test set is the test set.
-    Only when ``data_dir`` holds no files at all does ``prepare_data`` download MNIST with torchvision.
+    Nothing is downloaded: ``data_dir`` must hold the four IDX files (plain or gzipped).
     ``augment``: False, True (a random affine warp per image: rotation, shift, scale, flip, shear, stretch,
     with default ranges) or a dict of
     :class:`~speechconv.data.image_augment.SeedImageAugment` ranges.
     """
 
-    def __init__(self, data_dir: str = "../shared/data/mnist", batch_size: int = 128,
+    def __init__(self, data_dir: str = "runs/mnist/data", batch_size: int = 128,
                  augment: bool | dict[str, Any] = False, val_split: int = 5000, pad_to: int = 32,
                  num_workers: int = 0, seed: int = 0, train_subset: int | None = None):
         super().__init__()
@@ -124,12 +124,11 @@ class MNISTDataModule(_LoaderMixin, pl.LightningDataModule):
         return os.path.isdir(self.data_dir) and any(Path(self.data_dir).iterdir())
 
     def prepare_data(self) -> None:
-        if self._has_files():
-            return
-        from torchvision.datasets import MNIST  # download fallback for a bare machine
+        if not self._has_files():
+            from speechconv.data.readers import DatasetError
 
-        for train in (True, False):
-            MNIST(self.data_dir, train=train, download=True)
+            raise DatasetError(f"{self.data_dir}: no MNIST files (speechconv never downloads data; give the "
+                               "folder with the four IDX files as data_dir)")
 
     def _read(self, train: bool):
         from speechconv.data.readers import read_mnist
