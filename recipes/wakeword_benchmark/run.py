@@ -114,6 +114,9 @@ def stage_convert(args) -> None:
 
 def stage_prepare(args) -> None:
     spec = variants()[args.variant]
+    if "train_keyword" in spec:
+        log(f"{args.variant}: speechconv train-keyword prepares its own data in the train stage")
+        return
     real = protocol.real_training_negatives(args.shared, args.work, seed=args.seed)
     for keyword in args.keywords:
         synth_dirs = [args.work / "synth" / keyword / group for group in spec["synth"]]
@@ -178,9 +181,48 @@ def stage_mine(args) -> None:
             f"scores {min(scores, default=0):.3f}..{max(scores, default=0):.3f}")
 
 
+def _link_folder(folder: Path, paths: list[str]) -> Path:
+    """A folder of symbolic links to ``paths`` (what ``--negatives-from`` / ``--noise-from`` take)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(paths):
+        link = folder / f"{i:05d}_{Path(path).name}"
+        if not link.is_symlink():
+            link.symlink_to(Path(path).resolve())
+    return folder
+
+
+def train_keyword(args, keyword: str, spec: dict) -> None:
+    """Variants with ``train_keyword``: the detector a user gets from ``speechconv train-keyword``. Every
+    such variant of a keyword shares one synthetic corpus (``runs/train_keyword_synth/<keyword>``)."""
+    options = spec["train_keyword"]
+    text = protocol.keyword_text(keyword)
+    shared_synth = args.work / "runs" / "train_keyword_synth" / keyword
+    if not (shared_synth / "work" / ".synth.done").is_file():
+        speechconv("train-keyword", text, "--out", str(shared_synth), "--stage", "synth", "--seed", str(args.seed),
+                   "--workers", str(args.workers), "--quiet")
+    out = variant_dir(args, keyword) / "model"
+    (out / "work").mkdir(parents=True, exist_ok=True)
+    for name in ("run.json", ".synth.done"):
+        (out / "work" / name).write_bytes((shared_synth / "work" / name).read_bytes())
+    if not (out / "work" / "synth").exists():
+        (out / "work" / "synth").symlink_to(shared_synth / "work" / "synth")
+    extra = []
+    if options.get("real"):
+        real = protocol.real_training_negatives(args.shared, args.work, seed=args.seed)
+        speech = [e.path for e in real if e.engine != "noise"]
+        extra += ["--negatives-from", str(_link_folder(args.work / "real" / "negatives_links", speech))]
+        train_noise, _ = protocol.noise_files(args.shared)
+        extra += ["--noise-from", str(_link_folder(args.work / "real" / "noise_links", train_noise))]
+    speechconv("train-keyword", text, "--out", str(out), "--minutes", str(options.get("minutes", 30)),
+               "--seed", str(args.seed), "--resume", "--quiet", *extra)
+
+
 def stage_train(args) -> None:
     spec = variants()[args.variant]
     for keyword in args.keywords:
+        if "train_keyword" in spec:
+            train_keyword(args, keyword, spec)
+            continue
         folder = variant_dir(args, keyword)
         path = folder / "config.yaml"
         last = folder / "checkpoints" / "last.ckpt"
@@ -244,18 +286,29 @@ def stage_evaluate(args) -> None:
 
     for keyword in args.keywords:
         folder = variant_dir(args, keyword)
-        ckpt = best_checkpoint(folder / "checkpoints")
+        is_model = "train_keyword" in variants()[args.variant]
+        ckpt = folder / "model" if is_model else best_checkpoint(folder / "checkpoints")
         spotter = load_pretrained(ckpt)
         out = folder / "eval"
+        cache = out / (f"cache_model_{(ckpt / 'model.safetensors').stat().st_mtime_ns}" if is_model
+                       else f"cache_{ckpt.stem}")
         kw_wav, neg_wav = _streams_of(args, keyword)
         start = time.perf_counter()
         # the wake-word recordings carry no speaker ids: recall is reported per keyword only
-        keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}",
+        keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=cache,
                                      group_by="label")
-        negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=out / f"cache_{ckpt.stem}",
+        negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=cache,
                                       keyword_free=True)
         log(f"{keyword}: scored {(keyword_stream.duration_s + negative_stream.duration_s) / 3600:.2f} h "
             f"in {time.perf_counter() - start:.0f} s with {ckpt.name}")
+        if is_model:  # the threshold train-keyword chose on held-out synthetic voices, on real speakers
+            from speechconv.evaluation import kws
+
+            detector = spotter.detector
+            at_default = kws.operating_point([keyword_stream], [keyword_stream, negative_stream],
+                                             detector.get("smoothing_frames", 1), detector["threshold"],
+                                             {k: detector[k] for k in ("merge_seconds", "refractory_seconds")})
+            log(f"{args.variant}/{keyword} at the model's own threshold: {kws.describe(at_default)}")
         result = evaluate_curves(args.variant, keyword, keyword_stream, negative_stream, out, (1, 3, 5))
         result["checkpoint"] = str(ckpt)
         (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
