@@ -165,3 +165,54 @@ def test_noise_set_is_written_once(tmp_path):
     assert write_noise_set(tmp_path, seconds=2.0, seed=3, babble_clips=[clip]) == paths
     assert {p: Path(p).stat().st_mtime_ns for p in paths} == before
     assert len(write_noise_set(tmp_path / "no_babble", seconds=1.0)) == len(KINDS) - 1
+
+
+def test_a_stopped_run_stops_its_training_child_first(tmp_path):
+    """SIGTERM to train-keyword reaches the training process as SIGTERM (so it saves last.ckpt), and
+    train-keyword returns only after the child has finished."""
+    import signal
+    import threading
+    import time
+
+    from speechconv.cli.signals import Terminated, signals_stop_the_run
+    from speechconv.training.keyword_recipe.pipeline import run_child
+
+    marker = tmp_path / "child_saved"
+    child = ("import signal, sys, time, pathlib\n"
+             "def stop(*_):\n"
+             f"    time.sleep(0.5); pathlib.Path({str(marker)!r}).write_text('last.ckpt'); sys.exit(143)\n"
+             "signal.signal(signal.SIGTERM, stop)\n"
+             "print('ready', flush=True)\n"
+             "time.sleep(60)\n")
+    threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    started = time.monotonic()
+    with pytest.raises(Terminated), signals_stop_the_run():
+        run_child([sys.executable, "-c", child], env=dict(os.environ))
+    assert marker.read_text() == "last.ckpt" and time.monotonic() - started < 30
+
+
+def test_time_budget_chooses_epochs_and_keeps_them_on_resume():
+    from types import SimpleNamespace
+
+    import torch
+
+    from speechconv.training.progress import TimeBudget
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=200)
+    trainer = SimpleNamespace(num_training_batches=100, num_val_batches=[20], max_epochs=200, current_epoch=0,
+                              global_step=0,
+                              fit_loop=SimpleNamespace(max_epochs=200),
+                              lr_scheduler_configs=[SimpleNamespace(scheduler=cosine)])
+    budget = TimeBudget(minutes=10)  # 600 s
+    budget._choose(trainer, seconds_per_step=0.5)  # an epoch: 0.5 * (100 + 0.4 * 20) = 54 s
+    assert budget.epochs == 11 == trainer.fit_loop.max_epochs == cosine.T_max
+    state = budget.state_dict()
+    resumed = TimeBudget(minutes=10)
+    resumed.load_state_dict(state)
+    trainer.fit_loop.max_epochs = cosine.T_max = 200
+    resumed.on_train_start(trainer, None)
+    assert trainer.fit_loop.max_epochs == cosine.T_max == 11
+    slow = TimeBudget(minutes=1)
+    slow._choose(trainer, seconds_per_step=2.0)  # one epoch (216 s) does not fit: train one, stopped by time
+    assert slow.epochs == 1

@@ -9,12 +9,11 @@ import os
 import signal
 import stat
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 
 from speechconv.audio.discover import AUDIO_EXTENSIONS
+from speechconv.cli.signals import Terminated, signals_stop_the_run
 from speechconv.errors import ConfigError
 
 MIN_CHUNK_SECONDS = 0.1
@@ -206,38 +205,6 @@ def check_outputs(outputs: list[tuple[str, str]], inputs: list[str]) -> None:
             option, output = existing[key]
             same = "standard input" if path == "-" else f"the input {path}"
             raise ConfigError(f"{output}: {option} is {same}; refusing to overwrite it")
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind (removing temporary files, ending workers) and exit 128 + signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextmanager
-def signals_stop_the_run() -> Iterator[None]:
-    """While in this block, SIGTERM and SIGHUP raise :class:`Terminated` (unless they are ignored, as
-    under nohup); after the first one they are ignored, so the clean-up runs to its end."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {}
-
-    def stop(signum, frame):
-        for number in previous:
-            signal.signal(number, signal.SIG_IGN)
-        raise Terminated(signum)
-
-    for number in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(number) == signal.SIG_DFL:
-            previous[number] = signal.signal(number, stop)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def run(args: argparse.Namespace) -> int:

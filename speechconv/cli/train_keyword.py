@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from speechconv.errors import ConfigError
@@ -63,6 +64,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from speechconv.cli.signals import Terminated, signals_stop_the_run
     from speechconv.cli.synth import parse_engine_weights
     from speechconv.training.keyword_recipe.pipeline import STAGES, KeywordRun, Options
 
@@ -85,5 +87,14 @@ def run(args: argparse.Namespace) -> int:
         target_fa=args.target_fa, batch_size=args.batch_size, resume=args.resume, quiet=args.quiet,
     )
     stages = [s for s in STAGES if s in args.stage] if args.stage else list(STAGES)
-    KeywordRun(options).run(stages)
+    again = "the same command with --resume continues it"
+    try:
+        with signals_stop_the_run():
+            KeywordRun(options).run(stages)
+    except Terminated as stop:
+        print(f"speechconv: train-keyword stopped by {stop}; {again}", file=sys.stderr)
+        return 128 + stop.signum
+    except KeyboardInterrupt:
+        print(f"speechconv: train-keyword interrupted; {again}", file=sys.stderr)
+        return 130
     return 0

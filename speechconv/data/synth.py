@@ -284,12 +284,16 @@ def synthesize_corpus(
                     bar.update(len(chunk))
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(render_chunk, chunk, str(out_dir), sample_rate) for chunk in chunks]
-                for chunk, future in zip(chunks, futures):
-                    for index, result in future.result():
-                        results[index] = result
-                    if bar is not None:
-                        bar.update(len(chunk))
+                try:
+                    futures = [pool.submit(render_chunk, chunk, str(out_dir), sample_rate) for chunk in chunks]
+                    for chunk, future in zip(chunks, futures):
+                        for index, result in future.result():
+                            results[index] = result
+                        if bar is not None:
+                            bar.update(len(chunk))
+                except BaseException:  # interrupted: drop the chunks not started instead of rendering them all
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         if bar is not None:
             bar.close()

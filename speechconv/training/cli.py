@@ -36,14 +36,16 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoTips())
 
 
 class CheckpointOnSigterm(Callback):
-    """On SIGTERM (Lightning stops after the current batch) save ``last.ckpt`` where each ModelCheckpoint with
-    ``save_last`` keeps it, so ``--ckpt_path .../last.ckpt`` resumes at the next batch, mid-epoch included."""
+    """On SIGTERM (Lightning stops after the current batch) or Ctrl-C, save ``last.ckpt`` where each
+    ModelCheckpoint with ``save_last`` keeps it, so ``--ckpt_path .../last.ckpt`` resumes at the next batch,
+    mid-epoch included."""
 
     def __init__(self) -> None:
         self.saved: list[str] = []
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if not isinstance(exception, SIGTERMException) or trainer.sanity_checking or trainer.state.fn != "fit":
+        stopped = isinstance(exception, (SIGTERMException, KeyboardInterrupt))
+        if not stopped or trainer.sanity_checking or trainer.state.fn != "fit":
             return
         for callback in trainer.checkpoint_callbacks:
             if getattr(callback, "save_last", False) and callback.dirpath:

@@ -117,18 +117,14 @@ class TimeBudget(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.epochs is None:  # an epoch shorter than the measurement
             done = max(1, trainer.global_step - self._step0)
-            self._choose(trainer, self._elapsed() / done, measured_epoch=True)
+            self._choose(trainer, self._elapsed() / done)
 
-    def _choose(self, trainer, seconds_per_step: float, measured_epoch: bool = False) -> None:
+    def _choose(self, trainer, seconds_per_step: float) -> None:
         steps = trainer.num_training_batches
         val_steps = sum(trainer.num_val_batches) if trainer.num_val_batches else 0
-        epoch = seconds_per_step * (steps + self.validation_share * val_steps)
-        if measured_epoch:
-            epoch = max(epoch, 1e-3)
-        epochs = int(max(1, min(trainer.max_epochs or 1000, (self.budget - self.spent) // max(epoch, 1e-3) + 0)))
-        if epoch * (trainer.current_epoch + 1) > self.budget:
-            epochs = trainer.current_epoch + 1
-        self.epochs = max(epochs, trainer.current_epoch + 1)
+        epoch = max(seconds_per_step * (steps + self.validation_share * val_steps), 1e-3)
+        fit = int((self.budget - self.spent) // epoch)
+        self.epochs = max(1, trainer.current_epoch + 1, min(trainer.max_epochs or 1000, fit))
         self._apply(trainer, self.epochs)
         print(f"train: {seconds_per_step:.2f} s per step, about {epoch:.0f} s per epoch: {self.epochs} epoch(s) fit "
               f"{self.budget / 60:g} min", file=sys.stderr, flush=True)

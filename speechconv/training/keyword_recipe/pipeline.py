@@ -246,7 +246,7 @@ class KeywordRun:
         if resume:
             cmd += ["--ckpt_path", str(last)]
             log(f"train: resuming from {last}")
-        code = subprocess.run(cmd, env=_quiet_env()).returncode
+        code = run_child(cmd, env=_quiet_env())
         if code:
             raise TrainKeywordError(f"training stopped (exit status {code}); add --resume to continue it")
         self.mark("train", {"config": str(self.train_config)})
@@ -400,6 +400,26 @@ def _duration(seconds: float) -> str:
     from speechconv.training.progress import format_seconds
 
     return format_seconds(seconds)
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> int:
+    """Run ``cmd`` and return its exit status. A SIGTERM or SIGHUP to this process (raised as
+    :class:`~speechconv.cli.signals.Terminated`) is passed on as SIGTERM, and Ctrl-C (which the child gets
+    from the terminal too) waits: either way the child saves ``last.ckpt`` and ends before we do."""
+    import signal
+
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except BaseException:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=300)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
 
 
 def _quiet_env() -> dict[str, str]:
