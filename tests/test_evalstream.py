@@ -120,6 +120,18 @@ def test_no_noise_gives_silent_gaps_and_is_deterministic(tmp_path, clips):
     )
 
 
+def test_noise_with_a_digitally_silent_stretch(tmp_path, clips):
+    """A clip over a silent stretch of the noise keeps the noise's level (no division by zero)."""
+    keyword, _, _ = clips
+    noise = np.zeros(20 * RATE, dtype=np.float32)  # a recording that is digitally silent but for its end
+    noise[-RATE // 10:] = np.random.default_rng(1).normal(0, 0.1, size=RATE // 10)
+    sf.write(tmp_path / "gappy.wav", noise, RATE, subtype="FLOAT")
+    rows = build_eval_stream(keyword, [], [tmp_path / "gappy.wav"], tmp_path / "s.wav", tmp_path / "s.csv",
+                             gap_range=(0.2, 0.2), seed=0)
+    assert len(rows) == 3 and any(r["snr_db"] == float("inf") for r in rows)
+    assert np.all(np.isfinite(sf.read(tmp_path / "s.wav")[0]))
+
+
 def test_bad_inputs(tmp_path, clips):
     keyword, _, _ = clips
     with pytest.raises(EvalStreamError, match="no clips"):

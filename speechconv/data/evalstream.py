@@ -157,10 +157,11 @@ def build_eval_stream(
                     break
                 clip_start = position + gap
                 under = noise.segment(noise_offset + clip_start, len(clip))
-                if noise:
-                    new_gain = float(
-                        np.sqrt(mean_power(clip) / (mean_power(under) * 10 ** (target_snr / 10)))
-                    )
+                under_power = mean_power(under) if noise else 0.0
+                if under_power > 0:
+                    new_gain = float(np.sqrt(mean_power(clip) / (under_power * 10 ** (target_snr / 10))))
+                elif noise:  # a digitally silent stretch of the noise: keep its level, the SNR is unbounded
+                    new_gain, target_snr = gain, float("inf")
                 else:
                     new_gain, target_snr = 0.0, float("inf")
                 block = noise_block(position, gap + len(clip), gain, new_gain)
