@@ -37,3 +37,18 @@ def test_global_stats_equal_the_statistics_of_the_features(tmp_path):
     feats = torch.cat([front(load_audio(e.path, 16000)[0][None])[0] for e in entries], dim=-1)
     np.testing.assert_allclose(mean, feats.mean(-1).numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(std, feats.std(-1).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_link_folder_links_each_file_once_with_unique_names(tmp_path):
+    from speechconv.training.recipe_tools import link_folder
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    files = [tmp_path / "a" / "x.wav", tmp_path / "b" / "x.wav"]
+    for i, f in enumerate(files):
+        f.write_bytes(bytes([i]))
+    folder = link_folder(tmp_path / "links", [str(f) for f in files])
+    links = sorted(folder.iterdir())
+    assert [p.name for p in links] == ["00000_x.wav", "00001_x.wav"]
+    assert [p.read_bytes() for p in links] == [b"\x00", b"\x01"] and all(p.is_symlink() for p in links)
+    assert link_folder(folder, [str(f) for f in files]) == folder and len(list(folder.iterdir())) == 2

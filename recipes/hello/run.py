@@ -32,6 +32,8 @@ BENCHMARK = REPO / "recipes" / "wakeword_benchmark"
 sys.path.insert(0, str(BENCHMARK))  # the benchmark's data protocol: which real speakers train and which test
 import protocol  # noqa: E402
 
+from speechconv.training.recipe_tools import link_folder  # noqa: E402
+
 STAGES = ("train", "evaluate", "package", "example")
 TARGET_FA = 0.5
 
@@ -43,16 +45,6 @@ def log(message: str) -> None:
 def speechconv(*args: str) -> None:
     log("$ speechconv " + " ".join(args))
     subprocess.run([sys.executable, "-m", "speechconv.cli.main", *args], check=True, cwd=REPO)
-
-
-def link_folder(folder: Path, paths: list[str]) -> Path:
-    """A folder of symbolic links to ``paths`` (what ``--negatives-from`` / ``--noise-from`` take)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, path in enumerate(paths):
-        link = folder / f"{i:05d}_{Path(path).name}"
-        if not link.is_symlink():
-            link.symlink_to(Path(path).resolve())
-    return folder
 
 
 def stage_train(args) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 import protocol  # sibling module: the script folder is on sys.path
 import yaml
 
-from speechconv.training.recipe_tools import best_checkpoint, fit_global_stats
+from speechconv.training.recipe_tools import best_checkpoint, fit_global_stats, link_folder
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -181,16 +181,6 @@ def stage_mine(args) -> None:
             f"scores {min(scores, default=0):.3f}..{max(scores, default=0):.3f}")
 
 
-def _link_folder(folder: Path, paths: list[str]) -> Path:
-    """A folder of symbolic links to ``paths`` (what ``--negatives-from`` / ``--noise-from`` take)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, path in enumerate(paths):
-        link = folder / f"{i:05d}_{Path(path).name}"
-        if not link.is_symlink():
-            link.symlink_to(Path(path).resolve())
-    return folder
-
-
 def train_keyword(args, keyword: str, spec: dict) -> None:
     """Variants with ``train_keyword``: the detector a user gets from ``speechconv train-keyword``. Every
     such variant of a keyword shares one synthetic corpus (``runs/train_keyword_synth/<keyword>``)."""
@@ -210,9 +200,9 @@ def train_keyword(args, keyword: str, spec: dict) -> None:
     if options.get("real"):
         real = protocol.real_training_negatives(args.shared, args.work, seed=args.seed)
         speech = [e.path for e in real if e.engine != "noise"]
-        extra += ["--negatives-from", str(_link_folder(args.work / "real" / "negatives_links", speech))]
+        extra += ["--negatives-from", str(link_folder(args.work / "real" / "negatives_links", speech))]
         train_noise, _ = protocol.noise_files(args.shared)
-        extra += ["--noise-from", str(_link_folder(args.work / "real" / "noise_links", train_noise))]
+        extra += ["--noise-from", str(link_folder(args.work / "real" / "noise_links", train_noise))]
     speechconv("train-keyword", text, "--out", str(out), "--minutes", str(options.get("minutes", 30)),
                "--seed", str(args.seed), "--resume", "--quiet", *extra)
 

@@ -25,6 +25,18 @@ def best_checkpoint(folder: str | Path) -> Path:
     return min(scored)[1]
 
 
+def link_folder(folder: str | Path, paths: list[str]) -> Path:
+    """A folder of symbolic links to ``paths`` (numbered, so equal names do not clash): the form in which
+    ``train-keyword --negatives-from`` / ``--noise-from`` take a chosen list of files. Existing links stay."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, path in enumerate(paths):
+        link = folder / f"{i:05d}_{Path(path).name}"
+        if not link.is_symlink():
+            link.symlink_to(Path(path).resolve())
+    return folder
+
+
 def fit_global_stats(manifest: str | Path, n: int, seed: int, frontend: dict | None = None,
                      sample_rate: int = 16000) -> tuple[list[float], list[float]]:
     """Per-feature mean and std of un-normalized front-end features over ``n`` random clips of a manifest."""
