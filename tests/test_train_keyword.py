@@ -216,3 +216,26 @@ def test_time_budget_chooses_epochs_and_keeps_them_on_resume():
     slow = TimeBudget(minutes=1)
     slow._choose(trainer, seconds_per_step=2.0)  # one epoch (216 s) does not fit: train one, stopped by time
     assert slow.epochs == 1
+
+
+def test_time_budget_lowers_the_epochs_when_training_is_slower_than_measured(monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    from speechconv.training import progress
+
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=200)
+    trainer = SimpleNamespace(num_training_batches=100, num_val_batches=[0], max_epochs=200, current_epoch=0,
+                              global_step=0, fit_loop=SimpleNamespace(max_epochs=200),
+                              lr_scheduler_configs=[SimpleNamespace(scheduler=cosine)])
+    budget = progress.TimeBudget(minutes=10)
+    budget.on_train_start(trainer, None)
+    budget._choose(trainer, seconds_per_step=0.5)  # 50 s per epoch measured: 12 epochs
+    assert budget.epochs == 12
+    clock[0] += 100.0  # but the first epoch took 100 s: 5 more fit in the 500 s left
+    budget.on_train_epoch_end(trainer, None)
+    assert budget.epochs == 6 == trainer.fit_loop.max_epochs == cosine.T_max

@@ -75,8 +75,9 @@ class RunProgress(Callback):
 class TimeBudget(Callback):
     """Fit a training run into ``minutes``: after ``measure_steps`` steps (or the first epoch, if shorter)
     the time per step sets how many epochs fit, which becomes the trainer's ``max_epochs`` and the length
-    of a cosine learning-rate schedule. The choice and the time spent are saved in checkpoints, so a
-    resumed run keeps its schedule and its budget. Training stops when the budget is spent."""
+    of a cosine learning-rate schedule. After each epoch the count is lowered if the epochs take longer
+    than measured. The choice and the time spent are saved in checkpoints, so a resumed run keeps its
+    schedule and its budget. Training stops when the budget is spent."""
 
     def __init__(self, minutes: float, measure_steps: int = 10, validation_share: float = 0.4) -> None:
         if not minutes > 0:
@@ -87,7 +88,7 @@ class TimeBudget(Callback):
         self.epochs: int | None = None
         self.spent = 0.0  # seconds of earlier sessions of this run
         self._t0 = self._first = 0.0
-        self._step0 = 0
+        self._step0 = self._epoch0 = 0
 
     def state_dict(self) -> dict:
         return {"epochs": self.epochs, "spent": self.spent + self._elapsed()}
@@ -102,6 +103,7 @@ class TimeBudget(Callback):
         self._t0 = time.monotonic()
         self._first = 0.0
         self._step0 = trainer.global_step
+        self._epoch0 = trainer.current_epoch
         if self.epochs is not None:
             self._apply(trainer, self.epochs)
 
@@ -118,6 +120,18 @@ class TimeBudget(Callback):
         if self.epochs is None:  # an epoch shorter than the measurement
             done = max(1, trainer.global_step - self._step0)
             self._choose(trainer, self._elapsed() / done)
+            return
+        # slower than measured (a busy machine): fewer epochs, so the schedule still ends inside the budget
+        epochs_done = trainer.current_epoch + 1
+        session_epochs = epochs_done - self._epoch0
+        if session_epochs > 0:
+            per_epoch = self._elapsed() / session_epochs
+            fit = epochs_done + int(max(0.0, self.budget - self.spent - self._elapsed()) // per_epoch)
+            if fit < self.epochs:
+                self.epochs = max(fit, epochs_done)
+                self._apply(trainer, self.epochs)
+                print(f"train: about {per_epoch:.0f} s per epoch: {self.epochs} epoch(s) fit "
+                      f"{self.budget / 60:g} min", file=sys.stderr, flush=True)
 
     def _choose(self, trainer, seconds_per_step: float) -> None:
         steps = trainer.num_training_batches
