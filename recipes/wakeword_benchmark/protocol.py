@@ -3,8 +3,9 @@
 Protocol (after the Picovoice wake-word benchmark, on the same recordings):
 
 * **Positives for training are synthetic only** (``speechconv synth``), split by voice into train and
-  dev (:func:`dev_speakers`; dev only picks checkpoints). No real recording of any benchmark keyword
-  is used in training: ``wake-word-keywords`` is evaluation-only, for every keyword.
+  dev (``held_out_speakers`` of ``speechconv.training.keyword_recipe.splits``; dev only picks checkpoints).
+  No real recording of any benchmark keyword is used in training: ``wake-word-keywords`` is
+  evaluation-only, for every keyword.
 * **LibriSpeech train-clean-5** (28 speakers) is split by speaker: the first four female and the
   first four male speakers by numeric id (:data:`LIBRISPEECH_TRAIN_SPEAKERS`) are training negatives;
   the other 20 speakers (0.8 h) form the false-alarm stream with two held-out FSDD speakers.
@@ -20,16 +21,16 @@ Protocol (after the Picovoice wake-word benchmark, on the same recordings):
 from __future__ import annotations
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from speechconv.audio import load_audio, save_audio
-from speechconv.data.manifest import ManifestEntry, read_manifest, write_manifest
+from speechconv.data.manifest import ManifestEntry, write_manifest
 from speechconv.data.readers import read_fsdd, read_label_folders, read_precise_community, read_wake_word_keywords
 from speechconv.data.synth import trim_silence
 from speechconv.errors import SpeechconvError
+from speechconv.training.keyword_recipe.splits import held_out_speakers, synthetic_entries
 
 KEYWORDS = ("alexa", "computer", "jarvis", "smart_mirror")
 NEGATIVE = "negative"
@@ -191,51 +192,13 @@ def reference_speakers(shared: Path) -> dict[str, list[str]]:
 # ------------------------------------------------------------------------------------ synthetic data
 
 
-def tts_speaker(engine: str, voice: str) -> str:
-    """The speaker behind a TTS voice: an espeak-ng variant, a flite/festival speaker, a piper model,
-    a Kokoro style blend."""
-    engine = engine.split("+", 1)[0]  # converted clips ("espeak+praat") keep their source speaker
-    if engine == "espeak":
-        return "espeak:" + (voice.split("+", 1)[1] if "+" in voice else "<default>")
-    aliases = {"kal16": "kal", "kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
-    name = aliases.get(voice, voice)
-    return f"{engine}:{name}" if engine in ("piper", "kokoro") else f"tts:{name}"
-
-
-def dev_speakers(speakers: set[str], share: float = DEV_SHARE) -> set[str]:
-    """TTS speakers held out for dev: per engine family with at least 3 speakers, the ``share`` (at least
-    one) that rank first by a hash of their names, so the choice is fixed for a speaker."""
-    families: dict[str, list[str]] = {}
-    for speaker in speakers:
-        families.setdefault(speaker.split(":", 1)[0], []).append(speaker)
-    held = set()
-    for names in families.values():
-        if len(names) >= 3:
-            ranked = sorted(names, key=lambda n: zlib.crc32(n.encode()))
-            held.update(ranked[:max(1, round(share * len(names)))])
-    return held
-
-
-def synthetic_entries(synth_dir: Path, keyword: str, max_keyword_seconds: float) -> list[ManifestEntry]:
-    """Synth clips relabelled ``keyword``/``negative`` with their speaker; over-long positives dropped."""
-    out = []
-    for entry in read_manifest(synth_dir / "manifest.jsonl"):
-        label = keyword if entry.label == "keyword" else NEGATIVE
-        if label == keyword and entry.duration > max_keyword_seconds:
-            continue
-        out.append(ManifestEntry(path=entry.path, label=label, text=entry.text, engine=entry.engine,
-                                 voice=entry.voice, duration=entry.duration,
-                                 speaker=tts_speaker(entry.engine, entry.voice), split="train"))
-    return out
-
-
 def write_manifests(keyword: str, synth_dirs: list[Path], real: list[ManifestEntry], out: Path,
                     max_keyword_seconds: float) -> dict[str, int]:
     """``out/train.jsonl`` and ``out/dev.jsonl`` for one keyword; returns clip counts."""
     entries: list[ManifestEntry] = []
     for folder in synth_dirs:
-        entries += synthetic_entries(folder, keyword, max_keyword_seconds)
-    held = dev_speakers({e.speaker for e in entries})
+        entries += synthetic_entries(folder / "manifest.jsonl", keyword, max_keyword_seconds)
+    held = held_out_speakers({e.speaker for e in entries}, DEV_SHARE)
     for entry in entries:
         entry.split = "dev" if entry.speaker in held else "train"
     entries += real
