@@ -70,7 +70,7 @@ def stage_evaluate(args) -> None:
     spotter = load_pretrained(model)
     negatives = args.work / "streams" / "negatives.wav"
     if not negatives.is_file():
-        protocol.build_streams(args.shared, args.work, seed=args.seed, log=log)
+        protocol.build_streams(args.shared, args.work, seed=args.seed, log=log, keywords=())  # the negatives only
     cache = args.work / "eval" / f"cache_{(model / 'model.safetensors').stat().st_mtime_ns}"
     synthetic = load_stream(model / "work" / "eval" / "keyword_stream.wav", "hello", spotter=spotter, cache_dir=cache)
     real = load_stream(negatives, "hello", spotter=spotter, cache_dir=cache, keyword_free=True)

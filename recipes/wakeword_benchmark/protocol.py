@@ -105,20 +105,23 @@ def _segments(entry: ManifestEntry, folder: Path, seconds: float = SEGMENT_SECON
     return out
 
 
-def build_streams(shared: Path, work: Path, seed: int = 0, log=print) -> None:
-    """Write ``work/streams/{keyword}.wav|csv`` for each keyword and ``negatives.wav|csv``."""
+def build_streams(shared: Path, work: Path, seed: int = 0, log=print, keywords: tuple[str, ...] = KEYWORDS) -> None:
+    """Write ``work/streams/{keyword}.wav|csv`` for each of ``keywords`` and ``negatives.wav|csv``."""
     from speechconv.data.evalstream import build_eval_stream
 
     _, eval_noise = noise_files(shared)
-    wake = read_wake_word_keywords(shared / "wake-word-keywords")
+    wake = read_wake_word_keywords(shared / "wake-word-keywords") if keywords else []
     trimmed: list[ManifestEntry] = []
     for entry in wake:
         clip = _trimmed(entry, work / "real" / "trimmed" / entry.label / (Path(entry.path).stem + ".wav"))
         if clip is not None:
             trimmed.append(clip)
-    log(f"{len(trimmed)} of {len(wake)} real keyword clips kept after trimming silence")
+    if keywords:
+        log(f"{len(trimmed)} of {len(wake)} real keyword clips kept after trimming silence")
     streams = work / "streams"
     for i, keyword in enumerate(KEYWORDS):
+        if keyword not in keywords:
+            continue
         wav = streams / f"{keyword}.wav"
         if wav.is_file() and wav.with_suffix(".csv").is_file():
             continue

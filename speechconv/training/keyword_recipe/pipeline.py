@@ -126,9 +126,8 @@ class KeywordRun:
             raise TrainKeywordError(f"{self.out}: a run is already there; --resume continues it, "
                                     "--stage STAGE redoes one stage")
         self.work.mkdir(parents=True, exist_ok=True)
-        (self.work / "run.json").write_text(json.dumps(
-            {"keyword": self.label, "options": {k: str(v) if isinstance(v, Path) else v
-                                                for k, v in asdict(self.o).items()}}, indent=1, default=str) + "\n")
+        (self.work / "run.json").write_text(
+            json.dumps({"keyword": self.label, "options": asdict(self.o)}, indent=1, default=str) + "\n")
 
     def need(self, stage: str) -> None:
         if not self.done(stage):
@@ -383,11 +382,8 @@ class KeywordRun:
         self.check_out(stages)
         started = time.monotonic()
         for stage in stages:
-            if self.o.resume and self.done(stage) and stage != "train":
+            if self.o.resume and self.done(stage):
                 log(f"{stage}: done before; skipping")
-                continue
-            if self.o.resume and stage == "train" and self.done("train"):
-                log("train: done before; skipping")
                 continue
             t0 = time.monotonic()
             log(f"stage {stage}")
@@ -411,6 +407,9 @@ def run_child(cmd: list[str], env: dict[str, str]) -> int:
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
+    except KeyboardInterrupt:
+        proc.wait()  # the terminal's SIGINT reached the child too: let it save and stop on its own
+        raise
     except BaseException:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
