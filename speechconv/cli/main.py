@@ -4,12 +4,16 @@ and exposes ``register(subparsers)``, which adds its parser and sets ``func``.
 Only the module of the command being run is imported: ``speechconv --help`` and ``speechconv info``
 start without torch, Lightning or matplotlib. The other commands appear in ``--help`` through the
 one-line summaries below (a test checks that they match the modules' own).
+
+The core install (``pip install speechconv``) has no PyTorch. Commands outside ``TORCH_FREE`` then stop with
+one line naming the extra, before their module is imported (importing it would fail on ``import torch``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Iterable
 
@@ -35,6 +39,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "FRR against false alarms per hour on streams with ground truth; DET curve"),
     "export": ("export", "export the streaming step (ONNX / TorchScript)"),
 }
+
+#: Commands that run on the core install, without PyTorch (the onnxruntime engine). Every other command
+#: needs the ``train`` extra.
+TORCH_FREE = frozenset({"detect", "listen", "info"})
+TRAIN_EXTRA = 'pip install "speechconv[train]"'
+
+
+def has_torch() -> bool:
+    """Whether PyTorch is installed, without importing it."""
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a broken or half-imported torch
+        return False
+
+
+def missing_extra(argv: list[str]) -> str | None:
+    """The one-line reason the command in ``argv`` cannot run on this install, or None when it can (or when
+    a top-level ``--help``/``--version`` before it answers instead)."""
+    command = command_in(argv)
+    if command not in COMMANDS or command in TORCH_FREE:
+        return None
+    if {"-h", "--help", "--version"} & set(argv[:argv.index(command)]) or has_torch():
+        return None
+    return f"speechconv {command}: needs PyTorch; {TRAIN_EXTRA}"
 
 
 def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
@@ -73,6 +101,10 @@ def _write_file_names_as_bytes() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _write_file_names_as_bytes()
+    reason = missing_extra(argv)
+    if reason:
+        print(reason, file=sys.stderr)
+        return 1
     parser = build_parser([command_in(argv)])
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
