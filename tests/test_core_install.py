@@ -44,6 +44,24 @@ def test_ci_runs_readme_command_b_verbatim():
     assert b in ci_lines
 
 
+def copy_checkout(dest: Path) -> Path:
+    """The files of a fresh checkout (tracked, and new ones git does not ignore) copied to ``dest``: pip
+    builds in the source folder, so installing from the copy leaves no ``build/`` in the repository and no
+    stale file in the wheel."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, timeout=60)
+    if listed.returncode != 0:  # not a git checkout: everything but the usual build and cache folders
+        ignored = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
+                                         ".hypothesis", "exp", "lightning_logs", "runs", "outputs")
+        shutil.copytree(REPO, dest, ignore=ignored)
+        return dest
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        if (REPO / name).is_file():  # a deleted, not yet committed file is still listed
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 def hello_spans() -> list[tuple[float, float]]:
     with EXAMPLE_CSV.open(newline="") as f:
         return [(float(row["start"]), float(row["end"])) for row in csv.DictReader(f) if row["label"] == "hello"]
@@ -51,9 +69,9 @@ def hello_spans() -> list[tuple[float, float]]:
 
 @pytest.fixture(scope="module")
 def core_venv(tmp_path_factory):
-    """(run, bin folder): a fresh venv with ``pip install REPO`` (not editable); ``run`` runs a command in it
-    with HOME, the pip cache and temporary files inside pytest's temporary folder. The venv (about 200 MB)
-    is removed afterwards."""
+    """(run, bin folder, source): a fresh venv with ``pip install SOURCE`` (not editable), SOURCE a copy of
+    the checkout; ``run`` runs a command in it with HOME, the pip cache and temporary files inside pytest's
+    temporary folder. The venv (about 200 MB) is removed afterwards."""
     root = tmp_path_factory.mktemp("core")
     (root / "home").mkdir()
     (root / "tmp").mkdir()
@@ -69,6 +87,7 @@ def core_venv(tmp_path_factory):
         return subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
                               timeout=timeout)
 
+    source = copy_checkout(root / "src")
     made = run([sys.executable, "-m", "venv", venv])
     assert made.returncode == 0, made.stderr
     python = bin_dir / "python"
@@ -76,19 +95,19 @@ def core_venv(tmp_path_factory):
     has_backend = run([python, "-c", "import setuptools, wheel, sys; "
                                      "sys.exit(int(setuptools.__version__.split('.')[0]) < 68)"])
     isolation = ["--no-build-isolation"] if has_backend.returncode == 0 else []
-    installed = run([python, "-m", "pip", "install", *isolation, REPO], timeout=1200)
+    installed = run([python, "-m", "pip", "install", *isolation, source], timeout=1200)
     if installed.returncode != 0:
         output = installed.stdout + installed.stderr
         if UNREACHABLE.search(output) and not os.environ.get("CI"):
             pytest.skip(f"PyPI unreachable: {UNREACHABLE.search(output).group(0)}")
         raise AssertionError(f"pip install {REPO} failed:\n{output[-4000:]}")
-    yield run, bin_dir
+    yield run, bin_dir, source
     shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow
 def test_core_install_has_no_torch(core_venv):
-    run, bin_dir = core_venv
+    run, bin_dir, source = core_venv
     where = run([bin_dir / "python", "-c", "import speechconv; print(speechconv.__file__)"])
     assert where.returncode == 0 and "site-packages" in where.stdout, where.stdout + where.stderr
     torch = run([bin_dir / "python", "-c", "import torch"])
@@ -101,8 +120,19 @@ def test_core_install_has_no_torch(core_venv):
 
 
 @pytest.mark.slow
+def test_core_install_ships_every_pretrained_file(core_venv):
+    run, bin_dir, source = core_venv
+    where = run([bin_dir / "python", "-c", "import speechconv.pretrained as p; print(p.__file__)"])
+    assert where.returncode == 0, where.stderr
+    installed = Path(where.stdout.strip()).parent
+    shipped = source / "speechconv" / "pretrained"
+    files = [p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert files and [f for f in files if not (installed / f).is_file()] == []
+
+
+@pytest.mark.slow
 def test_core_install_help_and_the_line_for_training(core_venv):
-    run, bin_dir = core_venv
+    run, bin_dir, source = core_venv
     helped = run([bin_dir / "speechconv", "--help"])
     assert helped.returncode == 0 and helped.stdout.startswith("usage: speechconv"), helped.stderr
     trained = run([bin_dir / "speechconv", "train", "fit"])
@@ -111,11 +141,11 @@ def test_core_install_help_and_the_line_for_training(core_venv):
 
 @pytest.mark.slow
 def test_core_install_runs_readme_detect_on_the_example(core_venv):
-    run, bin_dir = core_venv
+    run, bin_dir, source = core_venv
     detect = quick_start_commands()[0].split(" && ", 1)[1]
     argv = shlex.split(detect)
     assert argv[0] == "speechconv"
-    proc = run([bin_dir / "speechconv", *argv[1:]], cwd=REPO)
+    proc = run([bin_dir / "speechconv", *argv[1:]], cwd=source)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.splitlines()
     assert lines[0] == "file,start,end,peak,score", proc.stdout
