@@ -3,24 +3,31 @@
 Generates an hour of 16 kHz audio (noise, tone bursts and a syllable-rate modulated harmonic signal),
 written block by block, then times
 
-(a) ``detect_file``: decode in blocks -> front-end -> model -> detector, through the streaming engine;
+(a) ``detect_file``: decode in blocks -> front-end -> model -> detector, through the streaming engine,
+    on PyTorch and (with a model that has ``model.onnx``, as the bundled hello does) on the
+    onnxruntime engine, which must give the same events;
 (b) the naive baseline: at every output hop, rescore the last 1 s window with the same model
     (offline; one window per call, as a live sliding-window detector runs; ``--baseline-batch``
     scores several windows per call, an offline-only shortcut), then the same detector. It is timed
     on an excerpt (``--baseline-seconds``) and extrapolated to the full length.
 
 Also prints the FLOP-based ideal: this CPU's achieved matmul GFLOP/s divided by the model's
-2 x MACs per second of audio (model only; the front-end is not counted).
+2 x MACs per second of audio (model only; the front-end is not counted), and with ``--cli`` the
+``speechconv`` command itself per engine, each in a fresh process: ``--help``, ``detect`` on the
+bundled example (start-up) and on the generated audio (wall time and peak RSS).
 
-    python benchmarks/detect_speed.py [--model NAME_OR_PATH] [--hours 1] [--baseline-seconds 60]
+    python benchmarks/detect_speed.py [--model NAME_OR_PATH] [--hours 1] [--baseline-seconds 60] [--cli]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -102,6 +109,8 @@ def main() -> None:
     parser.add_argument("--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
                         help="block length (default: the CLI's)")
     parser.add_argument("--audio", default=None, help="reuse/keep the generated file at this path")
+    parser.add_argument("--cli", action="store_true",
+                        help="also time the speechconv command per engine in fresh processes (wall, peak RSS)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads (default: all cores, as the CLI with one worker)")
     args = parser.parse_args()
@@ -121,6 +130,18 @@ def main() -> None:
     result = detect_file(spotter, path, chunk_seconds=args.chunk_seconds)
     streaming_time = time.perf_counter() - start
     assert result.ok, result.error
+    onnx_time = None
+    if onnx_model_of(args.model) is not None:
+        from speechconv.runtime import load_model
+
+        onnx_spotter = load_model(onnx_model_of(args.model), "onnx", threads=args.threads)
+        start = time.perf_counter()
+        onnx_result = detect_file(onnx_spotter, path, chunk_seconds=args.chunk_seconds)
+        onnx_time = time.perf_counter() - start
+        assert onnx_result.ok, onnx_result.error
+        same = [(e.start, e.end, e.peak) for e in onnx_result.events] == [(e.start, e.end, e.peak)
+                                                                          for e in result.events]
+        assert same, "the onnxruntime engine found other events"
 
     excerpt = min(args.baseline_seconds, seconds)
     wave, _ = sf.read(path, frames=int(excerpt * spotter.sample_rate), dtype="float32")
@@ -137,12 +158,67 @@ def main() -> None:
     print(f"audio: {seconds:.0f} s; detections: {len(result.events)}")
     print(f"{'method':<44}{'seconds':>10}{'x real time':>14}")
     print(f"{'(a) streaming engine, end to end':<44}{streaming_time:>10.2f}{seconds / streaming_time:>14.0f}")
+    if onnx_time is not None:
+        print(f"{'(a) the same on onnxruntime (same events)':<44}{onnx_time:>10.2f}{seconds / onnx_time:>14.0f}")
     label = f"(b) 1 s window per hop, batch {args.baseline_batch} (from {excerpt:.0f} s)"
     print(f"{label:<44}{naive_time:>10.2f}{seconds / naive_time:>14.0f}")
     print(f"{'FLOP ideal (model only, ' + f'{gflops:.0f} GFLOP/s matmul)':<44}"
           f"{seconds / ideal:>10.3f}{ideal:>14.0f}")
     print(f"speed-up (b)/(a): {naive_time / streaming_time:.1f}x "
           f"(b extrapolated linearly from a {excerpt:.0f} s excerpt)")
+    if onnx_time is not None:
+        print(f"onnxruntime / PyTorch engine speed: {streaming_time / onnx_time:.2f}x")
+    if args.cli:
+        cli_table(path, args.model or "hello", seconds)
+
+
+def onnx_model_of(model: str | None) -> str | None:
+    """The model name or path to give the onnxruntime engine, when it has a ``model.onnx``."""
+    from speechconv.pretrained import PACKAGE_DIR
+
+    name = model or "hello"
+    folder = PACKAGE_DIR / name if "/" not in name and not os.path.exists(name) else Path(name)
+    return name if (folder / "model.onnx").is_file() else None
+
+
+def timed_run(argv: list[str]) -> tuple[float, float, str]:
+    """``(wall seconds, peak RSS in MB, stdout)`` of a fresh process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - start
+    if process.returncode:
+        raise SystemExit(f"{' '.join(argv)}: exit status {process.returncode}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def cli_table(path: str, model: str, seconds: float, repeats: int = 3) -> None:
+    """The ``speechconv`` command per engine, each run in a fresh process (median of ``repeats``)."""
+    from speechconv.pretrained import PACKAGE_DIR
+
+    cli = [sys.executable, "-m", "speechconv.cli.main"]
+    example = str(PACKAGE_DIR / "examples" / "hello_example.wav")
+    rows = [("speechconv --help", None, cli + ["--help"])]
+    for engine in ("torch", "onnx"):
+        rows.append((f"detect example (21.9 s), --engine {engine}", engine,
+                     cli + ["detect", "--quiet", "--engine", engine, "--model", model, example]))
+    for engine in ("torch", "onnx"):
+        rows.append((f"detect {seconds / 3600:g} h, --engine {engine}", engine,
+                     cli + ["detect", "--quiet", "--engine", engine, "--model", model, path]))
+    print(f"\n{'command (fresh process)':<44}{'wall s':>10}{'peak RSS MB':>14}")
+    outputs = {}
+    for label, _engine, argv in rows:
+        runs = [timed_run(argv) for _ in range(repeats if "example" in label or "help" in label else 1)]
+        wall = sorted(r[0] for r in runs)[len(runs) // 2]
+        rss = max(r[1] for r in runs)
+        outputs.setdefault(label.split(",")[0], set()).add(runs[0][2])
+        print(f"{label:<44}{wall:>10.2f}{rss:>14.0f}")
+    for label, texts in outputs.items():
+        if label != "speechconv --help":
+            assert len(texts) == 1, f"{label}: the engines printed different CSV"
+    print("both engines printed the same CSV")
 
 
 if __name__ == "__main__":

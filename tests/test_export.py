@@ -1,8 +1,7 @@
-"""Exported streaming steps (ONNX, TorchScript) equal PyTorch streaming; the numpy example equals detect."""
+"""Exported streaming steps (ONNX, TorchScript) equal PyTorch streaming; detect prints the same on both engines."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -80,6 +79,37 @@ def test_onnx_parity_over_20_seconds(exported):
     assert np.abs(got - reference).max() <= TOL
 
 
+def test_onnx_dynamic_chunks_of_any_period_multiple(exported):
+    """One exported file runs chunks of any multiple of the output period, mixed in one stream."""
+    spotter, spec, onnx_path, _, wave, reference = exported
+    period = spec.samples_per_output
+    assert spec.dynamic_chunk and period == spotter.samples_per_output
+    step = OnnxStep(onnx_path, threads=1)
+    sizes, start, got = [1, 3, 40, 7, 2, 160], 0, []
+    while start < len(wave):
+        size = min(sizes[len(got) % len(sizes)] * period, len(wave) - start)
+        got.append(step.feed(wave[start:start + size]))
+        start += size
+    got = np.concatenate(got, axis=-1)
+    assert got.shape == reference.shape
+    assert np.abs(got - reference).max() <= TOL
+    with pytest.raises(ValueError, match=f"multiple of {period}"):
+        step.feed(wave[: period + 1])
+
+
+def test_onnx_fixed_chunk_export(tmp_path):
+    spotter = make_spotter()
+    from speechconv.export.onnx import export_onnx
+
+    spec = export_onnx(spotter, tmp_path / "fixed.onnx", CHUNK, dynamic=False)
+    model = onnx.load(str(tmp_path / "fixed.onnx"))
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, CHUNK]
+    step = OnnxStep(tmp_path / "fixed.onnx", threads=1)
+    assert not spec.dynamic_chunk and not step.spec.dynamic_chunk
+    with pytest.raises(ValueError, match=f"must have {CHUNK} samples"):
+        step.feed(np.zeros(2 * CHUNK, np.float32))
+
+
 def test_torchscript_parity_over_20_seconds(exported):
     _, _, _, ts_path, wave, reference = exported
     module, spec, state = load_torchscript(ts_path)
@@ -99,8 +129,8 @@ def test_metadata_names_shapes_and_initial_state(exported):
     outputs = [o.name for o in model.graph.output]
     assert inputs == ["chunk"] + [state_input_name(n) for n in spec.state_names]
     assert outputs == ["posteriors"] + [state_output_name(n) for n in spec.state_names]
-    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
-    assert shapes["chunk"] == [1, CHUNK]
+    shapes = {i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert shapes["chunk"] == [1, "samples"]  # dynamic: any multiple of the output period
     state = spotter.init_state(1, CHUNK)
     step = OnnxStep(onnx_path)
     for name, shape in zip(spec.state_names, spec.state_shapes):
@@ -141,13 +171,6 @@ def test_bad_chunk_size_and_format():
 
 
 # --------------------------------------------------------------------------------------------- example
-def load_example():
-    spec = importlib.util.spec_from_file_location("onnx_detect", ROOT / "examples" / "onnx_detect.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_cli(argv: list[str]) -> str:
     from speechconv.cli.main import main
 
@@ -157,22 +180,9 @@ def run_cli(argv: list[str]) -> str:
     return buffer.getvalue()
 
 
-def run_example(example, argv: list[str]) -> str:
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        assert example.main(argv) == 0
-    return buffer.getvalue()
-
-
-def test_example_does_not_import_torch():
-    source = (ROOT / "examples" / "onnx_detect.py").read_text()
-    assert "import torch" not in source and "speechconv" not in source.split('"""')[2]
-
-
-def test_example_matches_speechconv_detect_on_random_model(tmp_path):
-    """Same CSV as ``speechconv detect``. The front-end maps digital silence to zero features, so the
-    engine's zero padding at the start of the stream equals the exported step's silent warm-up, and
-    the clip starts with a second of silence: the two score curves are then the same everywhere."""
+def test_onnx_engine_prints_the_same_csv_as_the_torch_engine(tmp_path):
+    """`speechconv detect --engine onnx` on an exported model (its directory, or the .onnx file alone with
+    the detector options in its metadata) prints what the PyTorch engine prints, also with --threshold."""
     from speechconv.pretrained import save_pretrained
 
     torch.manual_seed(0)
@@ -196,27 +206,15 @@ def test_example_matches_speechconv_detect_on_random_model(tmp_path):
     spotter.detector = {"threshold": threshold_between(0.8), "smoothing_frames": 3,
                         "merge_seconds": 0.05, "refractory_seconds": 0.1}
     model_dir = save_pretrained(spotter, tmp_path / "model")
-    onnx_path = tmp_path / "model.onnx"
+    onnx_path = model_dir / "model.onnx"
     run_cli(["export", "--model", str(model_dir), "--format", "onnx", "--out", str(onnx_path),
              "--chunk-samples", "800"])
-    expected = run_cli(["detect", str(wav), "--model", str(model_dir)])
-    got = run_example(load_example(), ["--model", str(onnx_path), str(wav)])
+    expected = run_cli(["detect", str(wav), "--model", str(model_dir), "--engine", "torch", "--quiet"])
     assert len(expected.splitlines()) > 3  # several detections
-    assert got == expected
-    # a lower --threshold override gives more (or as many) detections, identically on both sides
+    for model in (model_dir, onnx_path):
+        assert run_cli(["detect", str(wav), "--model", str(model), "--engine", "onnx", "--quiet"]) == expected
+    # a lower --threshold override gives more (or as many) detections, identically on both engines
     lower = threshold_between(0.5)
-    expected = run_cli(["detect", str(wav), "--model", str(model_dir), "--threshold", str(lower)])
-    assert run_example(load_example(), ["--model", str(onnx_path), "--threshold", str(lower), str(wav)]) == expected
-
-
-def test_example_matches_detect_on_bundled_hello(tmp_path):
-    from speechconv.pretrained import PACKAGE_DIR, default_model_available
-
-    wav = PACKAGE_DIR / "examples" / "hello_example.wav"
-    if not default_model_available() or not wav.is_file():
-        pytest.skip("the bundled 'hello' model or its example WAV is not installed yet")
-    onnx_path = tmp_path / "hello.onnx"
-    run_cli(["export", "--model", "hello", "--format", "onnx", "--out", str(onnx_path)])
-    expected = run_cli(["detect", str(wav), "--model", "hello"])
-    got = run_example(load_example(), ["--model", str(onnx_path), str(wav)])
-    assert got == expected
+    expected = run_cli(["detect", str(wav), "--model", str(model_dir), "--threshold", str(lower), "--quiet"])
+    assert run_cli(["detect", str(wav), "--model", str(onnx_path), "--threshold", str(lower), "--engine", "onnx",
+                    "--quiet"]) == expected

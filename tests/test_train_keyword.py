@@ -60,7 +60,8 @@ def test_readme_custom_keyword_commands_run_verbatim(tmp_path):
 
     result = run(speechconv_argv(train) + TINY, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert {"config.yaml", "model.safetensors", "README.md", "train.yaml"} <= {p.name for p in out.iterdir()}
+    packaged = {"config.yaml", "model.safetensors", "model.onnx", "README.md", "train.yaml"}
+    assert packaged <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
     assert f'"{phrase}"' in card and "synthetic voices" in card
     results = json.loads((out / "work" / "eval" / "results.json").read_text())
@@ -76,6 +77,10 @@ def test_readme_custom_keyword_commands_run_verbatim(tmp_path):
     assert result.returncode == 0, result.stderr
     labels = (tmp_path / "labels.txt").read_text()
     assert phrase in labels and "keyword" not in labels
+    # the packaged model.onnx gives the same labels on the onnxruntime engine (no PyTorch needed)
+    result = run(speechconv_argv(detect) + ["--threshold", "0", "--engine", "onnx"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "labels.txt").read_text() == labels
 
     # The same command again refuses to mix a second run into the folder; --resume finds everything done.
     again = run(speechconv_argv(train) + TINY, tmp_path)

@@ -21,6 +21,7 @@ _WHERE = {
     "load_audio": "io",
     "save_audio": "io",
     "iter_audio_blocks": "reader",
+    "iter_audio_arrays": "reader",
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "TruncatedAudio",
     "audio_info",
     "find_audio_files",
+    "iter_audio_arrays",
     "iter_audio_blocks",
     "load_audio",
     "save_audio",
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
         load_audio,
         save_audio,
     )
-    from speechconv.audio.reader import iter_audio_blocks
+    from speechconv.audio.reader import iter_audio_arrays, iter_audio_blocks
 
 
 def __getattr__(name: str) -> Any:

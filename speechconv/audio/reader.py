@@ -39,7 +39,16 @@ if TYPE_CHECKING:
 def iter_audio_blocks(
     path: AudioSource, sample_rate: int, block_seconds: float = 10.0
 ) -> Iterator[torch.Tensor]:
-    """Yield mono float32 1-D chunks of ``path`` at ``sample_rate``.
+    """:func:`iter_audio_arrays` as torch tensors (sharing the arrays' memory)."""
+    import torch
+
+    return (torch.from_numpy(chunk) for chunk in iter_audio_arrays(path, sample_rate, block_seconds))
+
+
+def iter_audio_arrays(
+    path: AudioSource, sample_rate: int, block_seconds: float = 10.0
+) -> Iterator[np.ndarray]:
+    """Yield mono float32 1-D numpy chunks of ``path`` at ``sample_rate``.
 
     Every chunk holds exactly ``round(block_seconds * sample_rate)`` samples, except the last,
     which may be shorter. The file stays open until the iterator is exhausted or closed.
@@ -53,9 +62,7 @@ def iter_audio_blocks(
     return _blocks(path, sample_rate, float(block_seconds))
 
 
-def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterator[torch.Tensor]:
-    import torch
-
+def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
     with open_audio(path) as (name, f):
         in_rate = int(f.samplerate)
         read_size = max(1, round(block_seconds * in_rate))
@@ -75,7 +82,7 @@ def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterat
                 if resampler is not None:
                     mono = resampler.resample_chunk(mono, last=False)
                 for chunk in out.push(mono):
-                    yield torch.from_numpy(chunk)
+                    yield chunk
             if damage is not None or len(frames) == 0:
                 break
         damage = damage or truncation(f, offset)
@@ -83,10 +90,10 @@ def _blocks(path: AudioSource, sample_rate: int, block_seconds: float) -> Iterat
             raise AudioError(name, "no audio samples could be decoded")
         if resampler is not None:
             for chunk in out.push(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)):
-                yield torch.from_numpy(chunk)
+                yield chunk
         tail = out.flush()
         if tail is not None:
-            yield torch.from_numpy(tail)
+            yield tail
         if damage is not None:
             raise TruncatedAudio(name, offset / in_rate, damage)
 

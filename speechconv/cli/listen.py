@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from speechconv.errors import ConfigError, SpeechconvError
 
 if TYPE_CHECKING:
-    import torch
+    from collections.abc import Sequence
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="pretrained model: bundled name, model directory or Lightning .ckpt (default: hello)")
     parser.add_argument("--threshold", type=float, default=None, metavar="T",
                         help="score threshold in [0, 1] (default: the model's)")
+    from speechconv.cli.detect import add_engine_option
+
+    add_engine_option(parser)
     parser.add_argument("--device", default=None, help="input device name or index (default: the system's)")
     parser.add_argument("--block-seconds", type=float, default=0.1, metavar="S",
                         help="audio block length; detections lag by about this much (default: 0.1)")
@@ -49,7 +54,7 @@ def import_sounddevice():
 
 def microphone_blocks(
     sample_rate: int, block_seconds: float, device: str | int | None = None
-) -> Iterator[torch.Tensor]:
+) -> Iterator[np.ndarray]:
     """Mono float32 blocks from an input device, as they are recorded (until the iterator is closed).
 
     The device is opened here, so a missing ``sounddevice`` or a bad device is reported at once."""
@@ -70,35 +75,35 @@ def microphone_blocks(
     return _recorded(stream, blocks)
 
 
-def _recorded(stream, blocks: queue.Queue) -> Iterator[torch.Tensor]:
-    import torch
-
+def _recorded(stream, blocks: queue.Queue) -> Iterator[np.ndarray]:
     with stream:
         while True:
-            yield torch.from_numpy(blocks.get())
+            yield blocks.get()
 
 
 #: Where ``run`` gets its audio; tests replace it with a fake stream.
-open_input: Callable[..., Iterable[torch.Tensor]] = microphone_blocks
+open_input: Callable[..., Iterable[Sequence[float]]] = microphone_blocks
 
 
-def listen_stream(spotter, blocks: Iterable[torch.Tensor], detector, on_event: Callable) -> int:
-    """Feed ``blocks`` through one streaming engine and detector, calling ``on_event(event)`` as each
-    detection becomes final (and for the last one when the stream ends or is interrupted).
-    Returns the number of detections."""
-    import torch
+def listen_stream(model, blocks: Iterable, detector, on_event: Callable) -> int:
+    """Feed ``blocks`` (1-D arrays or tensors) through one stream of ``model`` (either engine, or a
+    :class:`KeywordSpotter`) and the detector, calling ``on_event(event)`` as each detection becomes final
+    (and for the last one when the stream ends or is interrupted). Returns the number of detections."""
+    from speechconv.detect.runner import as_model
 
-    from speechconv.streaming import StreamingEngine
-
-    engine = StreamingEngine(spotter)
+    stream = as_model(model).stream()
     detector.reset()
     count = 0
     try:
         for block in blocks:
-            times, scores = engine.feed(torch.as_tensor(block, dtype=torch.float32).reshape(-1))
+            times, scores = stream.feed(np.asarray(block, dtype=np.float32).reshape(-1))
             for event in detector.process(times, scores):
                 on_event(event)
                 count += 1
+        times, scores = stream.finish()
+        for event in detector.process(times, scores):
+            on_event(event)
+            count += 1
     finally:
         for event in detector.flush():
             on_event(event)
@@ -113,7 +118,7 @@ def format_live(event, keyword: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from speechconv.cli.detect import resolve_model, use_one_thread_unless_configured
     from speechconv.detect import make_detector
-    from speechconv.pretrained import load_pretrained
+    from speechconv.runtime import load_model, resolve_engine
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
@@ -121,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--block-seconds must be > 0, got {args.block_seconds}")
     if open_input is microphone_blocks:
         import_sounddevice()  # before loading the model and saying we listen
-    use_one_thread_unless_configured()
-    spotter = load_pretrained(resolve_model(args.model))
+    engine = resolve_engine(args.engine)
+    threads = use_one_thread_unless_configured(engine)
+    spotter = load_model(resolve_model(args.model), engine, threads)
     detector = make_detector(spotter, {"threshold": args.threshold})
     device = int(args.device) if isinstance(args.device, str) and args.device.isdigit() else args.device
     blocks = open_input(spotter.sample_rate, args.block_seconds, device)

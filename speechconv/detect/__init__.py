@@ -3,20 +3,30 @@
 
 An event's ``peak`` is the detection time and ``score`` the smoothed posterior there; ``start`` and
 ``end`` bracket the spoken keyword (:func:`bracket`, calibrated per model with :func:`calibrate_bracket`).
+Names are imported on first use: detection runs on either engine (:mod:`speechconv.runtime`), so
+nothing here may import torch before a torch model is used.
 """
 
-from speechconv.detect.detector import (
-    DEFAULT_KEYWORD_SECONDS,
-    DEFAULT_PEAK_DELAY_SECONDS,
-    Detector,
-    Event,
-    bracket,
-    calibrate_bracket,
-    match_peaks_to_words,
-    moving_average,
-)
-from speechconv.detect.runner import FileResult, detect_chunks, detect_file, make_detector, run_detection
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "DEFAULT_KEYWORD_SECONDS": "detector",
+    "DEFAULT_PEAK_DELAY_SECONDS": "detector",
+    "Detector": "detector",
+    "Event": "detector",
+    "bracket": "detector",
+    "calibrate_bracket": "detector",
+    "match_peaks_to_words": "detector",
+    "moving_average": "detector",
+    "FileResult": "runner",
+    "detect_chunks": "runner",
+    "detect_file": "runner",
+    "make_detector": "runner",
+    "run_detection": "runner",
+}
 __all__ = [
     "DEFAULT_KEYWORD_SECONDS",
     "DEFAULT_PEAK_DELAY_SECONDS",
@@ -32,3 +42,22 @@ __all__ = [
     "moving_average",
     "run_detection",
 ]
+
+if TYPE_CHECKING:
+    from speechconv.detect.detector import (
+        DEFAULT_KEYWORD_SECONDS,
+        DEFAULT_PEAK_DELAY_SECONDS,
+        Detector,
+        Event,
+        bracket,
+        calibrate_bracket,
+        match_peaks_to_words,
+        moving_average,
+    )
+    from speechconv.detect.runner import FileResult, detect_chunks, detect_file, make_detector, run_detection
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"speechconv.detect.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'speechconv.detect' has no attribute {name!r}")

@@ -1,13 +1,16 @@
 """Detection over files: blocks of audio -> streaming engine -> detector -> events, file by file.
 
-Each file is decoded in blocks (:func:`speechconv.audio.iter_audio_blocks`) and scored by a
-:class:`~speechconv.streaming.StreamingEngine`, so memory stays bounded whatever the file length.
+Each file is decoded in blocks (:func:`speechconv.audio.iter_audio_arrays`) and scored by a stream of
+a model from either engine (:mod:`speechconv.runtime`: PyTorch or onnxruntime; a
+:class:`~speechconv.streaming.KeywordSpotter` is run on PyTorch), so memory stays bounded whatever the
+file length. Nothing here imports torch.
 :func:`run_detection` processes a list of files in one process or in a pool of worker processes
 and yields the results in input order.
 """
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import stat
@@ -19,12 +22,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
-import torch
 
-from speechconv.audio import AudioError, iter_audio_blocks
+from speechconv.audio import AudioError, iter_audio_arrays
 from speechconv.detect.detector import Detector, Event
 from speechconv.errors import SpeechconvError
-from speechconv.streaming import KeywordSpotter, StreamingEngine
 
 
 @dataclass
@@ -60,42 +61,52 @@ class FileResult:
         return self.error is None
 
 
-def make_detector(spotter: KeywordSpotter, overrides: dict[str, Any] | None = None) -> Detector:
-    """The spotter's default detector (its card's ``detector`` options), with ``overrides``."""
-    return Detector.from_config(spotter.detector, spotter.output_period, **(overrides or {}))
+def as_model(model):
+    """``model`` as the engines give it: a :class:`KeywordSpotter` is wrapped for the PyTorch engine."""
+    if hasattr(model, "stream"):
+        return model
+    from speechconv.runtime.torch_engine import TorchModel
+
+    return TorchModel(model)
 
 
-@torch.inference_mode()
+def make_detector(model, overrides: dict[str, Any] | None = None) -> Detector:
+    """The model's default detector (its card's ``detector`` options), with ``overrides``."""
+    return Detector.from_config(model.detector, model.output_period, **(overrides or {}))
+
+
 def detect_chunks(
-    spotter: KeywordSpotter,
-    chunks: Iterable[torch.Tensor],
+    model,
+    chunks: Iterable[np.ndarray],
     detector: Detector,
     keep_curve: bool = False,
 ) -> tuple[list[Event], int, Curve | None]:
-    """Events of one stream of 1-D chunks; returns ``(events, samples seen, curve or None)``."""
-    engine = StreamingEngine(spotter)
+    """Events of one stream of 1-D chunks (numpy arrays or tensors) through ``model`` (either engine, or
+    a :class:`KeywordSpotter`); returns ``(events, samples seen, curve or None)``."""
+    stream = as_model(model).stream()
     detector.reset()
     events: list[Event] = []
     samples = 0
     times_parts, score_parts, feature_parts = [], [], []
-    frontend_cache = None
-    for chunk in chunks:
-        samples += chunk.shape[-1]
-        times, scores = engine.feed(chunk)
+    for chunk in itertools.chain(chunks, [None]):  # lazily: memory stays bounded
+        if chunk is None:  # end of stream
+            times, scores = stream.finish()
+        else:
+            samples += chunk.shape[-1]
+            times, scores = stream.feed(chunk)
         smoothed = detector.smooth_next(scores)
         events.extend(detector.process_smoothed(times, smoothed))
         if keep_curve:
             times_parts.append(times)
             score_parts.append(smoothed)
-            features, frontend_cache = spotter.frontend.forward_streaming(chunk[None].to(engine.device),
-                                                                          frontend_cache)
-            feature_parts.append(features[0].cpu().numpy())
+            if chunk is not None:
+                feature_parts.append(stream.plot_features(chunk))
     events.extend(detector.flush())
     curve = None
     if keep_curve:
         curve = Curve(
             features=np.concatenate(feature_parts, axis=-1) if feature_parts else np.zeros((0, 0)),
-            frame_rate=float(spotter.frontend.frame_rate),
+            frame_rate=stream.feature_rate,
             times=np.concatenate(times_parts) if times_parts else np.zeros(0),
             scores=np.concatenate(score_parts) if score_parts else np.zeros(0),
         )
@@ -144,32 +155,34 @@ def reads_here(path: str) -> bool:
 
 
 def detect_file(
-    spotter: KeywordSpotter,
+    model,
     path: str,
     overrides: dict[str, Any] | None = None,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     keep_curve: bool = False,
 ) -> FileResult:
-    """Detect in one file (``"-"`` = standard input); a bad file gives a result with ``error`` set."""
-    detector = make_detector(spotter, overrides)
+    """Detect in one file (``"-"`` = standard input) with ``model`` (either engine, or a
+    :class:`KeywordSpotter`); a bad file gives a result with ``error`` set."""
+    model = as_model(model)
+    detector = make_detector(model, overrides)
     try:
         with audio_source(path) as source:
-            chunks = _UntilDamage(iter_audio_blocks(source, spotter.sample_rate, chunk_seconds))
-            events, samples, curve = detect_chunks(spotter, chunks, detector, keep_curve)
+            chunks = _UntilDamage(iter_audio_arrays(source, model.sample_rate, chunk_seconds))
+            events, samples, curve = detect_chunks(model, chunks, detector, keep_curve)
     except AudioError as err:
         return FileResult(path, error=str(err))
     error = str(chunks.error) if chunks.error is not None else None
-    return FileResult(path, events, samples / spotter.sample_rate, error=error, curve=curve)
+    return FileResult(path, events, samples / model.sample_rate, error=error, curve=curve)
 
 
 class _UntilDamage:
     """The chunks of a reader up to its first :class:`AudioError`, which is kept in ``error``."""
 
-    def __init__(self, chunks: Iterator[torch.Tensor]):
+    def __init__(self, chunks: Iterator[np.ndarray]):
         self._chunks = chunks
         self.error: AudioError | None = None
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
+    def __iter__(self) -> Iterator[np.ndarray]:
         try:
             yield from self._chunks
         except AudioError as err:
@@ -199,6 +212,7 @@ def fix_mmap_threshold(size: int = 1 << 20) -> None:
 
 
 #: Memory one worker process needs (torch, the model, a block of audio); used to cap ``--workers``.
+#: (The onnxruntime engine needs far less; the cap is the PyTorch engine's.)
 WORKER_MEMORY_BYTES = 600 * 2**20
 #: ``--workers auto`` starts one worker per this much audio: starting one (importing torch, loading
 #: the model) costs a few seconds, which only pays off on long inputs.
@@ -296,20 +310,23 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(model: str, torch_threads: int, parent: int) -> None:
+def _init_worker(model: str, engine: str, threads: int, parent: int) -> None:
     import signal
 
-    from speechconv.pretrained import load_pretrained
+    from speechconv.runtime import load_model
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the main process stops us
     _die_with_parent(parent)
     fix_mmap_threshold()
-    torch.set_num_threads(torch_threads)
-    _WORKER["spotter"] = load_pretrained(model)
+    if engine == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    _WORKER["model"] = load_model(model, engine, threads=threads)
 
 
 def _worker_detect(path: str, overrides: dict[str, Any], chunk_seconds: float, keep_curve: bool) -> FileResult:
-    return detect_file(_WORKER["spotter"], path, overrides, chunk_seconds, keep_curve)
+    return detect_file(_WORKER["model"], path, overrides, chunk_seconds, keep_curve)
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -327,33 +344,35 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def run_detection(
-    spotter: KeywordSpotter,
+    model,
     paths: list[str],
     overrides: dict[str, Any] | None = None,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     workers: int = 1,
-    model: str | None = None,
+    name: str | None = None,
     keep_curve: bool = False,
 ) -> Iterator[FileResult]:
     """Results for ``paths`` in input order.
 
-    With ``workers > 1`` files are processed by that many processes, each loading ``model`` (the
-    name or path ``spotter`` was loaded from) and sharing the cores; standard input (``-``) and
-    pipes are read by this process. If the consumer stops (an exception, a signal, or closing this
-    generator), the worker processes are ended at once.
+    ``model`` is a model of either engine (or a :class:`KeywordSpotter`). With ``workers > 1`` files are
+    processed by that many processes, each loading ``name`` (the name or path ``model`` was loaded
+    from) on the same engine and sharing the cores; standard input (``-``) and pipes are read by this
+    process. If the consumer stops (an exception, a signal, or closing this generator), the worker
+    processes are ended at once.
     """
+    model = as_model(model)
     overrides = dict(overrides or {})
-    make_detector(spotter, overrides)  # validate the options once, before any work
+    make_detector(model, overrides)  # validate the options once, before any work
     if workers <= 1 or len(paths) <= 1:
         for path in paths:
-            yield detect_file(spotter, path, overrides, chunk_seconds, keep_curve)
+            yield detect_file(model, path, overrides, chunk_seconds, keep_curve)
         return
-    if model is None:
+    if name is None:
         raise ValueError("workers > 1 needs the model name or path to load in each worker")
     threads = max(1, usable_cpus() // workers)
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                               initargs=(model, threads, os.getpid()))
+                               initargs=(name, model.engine, threads, os.getpid()))
     try:
         jobs: list[Future | str] = [
             path if reads_here(path) else pool.submit(_worker_detect, path, overrides, chunk_seconds, keep_curve)
@@ -361,7 +380,7 @@ def run_detection(
         ]
         for job in jobs:
             if isinstance(job, str):
-                yield detect_file(spotter, job, overrides, chunk_seconds, keep_curve)
+                yield detect_file(model, job, overrides, chunk_seconds, keep_curve)
                 continue
             try:
                 yield job.result()

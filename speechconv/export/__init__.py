@@ -1,9 +1,8 @@
 """Deployment: the streaming step of a keyword spotter as ONNX or TorchScript, and int8 quantisation.
 
-``export_spotter(spotter, "hello.onnx", "onnx")`` writes a fixed-shape step
-``(chunk, *state) -> (posteriors, *new_state)`` with its description and initial state inside;
-:class:`~speechconv.export.onnx.OnnxStep` runs it with onnxruntime, ``examples/onnx_detect.py``
-without torch at all.
+``export_spotter(spotter, "hello.onnx", "onnx")`` writes the step ``(chunk, *state) -> (posteriors,
+*new_state)`` with its description and initial state inside; the onnxruntime engine
+(:mod:`speechconv.runtime.onnx_engine`, ``speechconv detect --engine onnx``) runs it without torch.
 """
 
 from __future__ import annotations

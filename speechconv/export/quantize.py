@@ -3,7 +3,7 @@
 ``mode="dynamic"`` stores Conv/MatMul/Gemm weights as int8 and quantises activations on the fly
 (ConvInteger / MatMulInteger): no calibration data. ``mode="static"`` also fixes activation scales,
 calibrated on a stream run through the float step, and writes a QDQ graph (QLinearConv kernels).
-The front-end (STFT and mel matmuls, in float64) is never quantised, nor are the softmax inputs.
+The front-end (STFT and mel matmuls) is never quantised, nor is the softmax.
 The metadata is copied, with ``quantization`` set, so the result is a drop-in replacement.
 """
 
@@ -23,6 +23,7 @@ from speechconv.export.state import CHUNK_INPUT, INITIAL_STATE_KEY, METADATA_KEY
 
 MODES = ("dynamic", "static")
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm"]
+MODEL_SCOPE = "/model/"  # the exporter names nodes by module path; the spotter's model is ``model``
 
 
 class _NoPreprocessingAdvice(logging.Filter):
@@ -45,23 +46,9 @@ def _quiet_onnxruntime() -> Iterator[None]:
 
 
 def float_nodes(model) -> list[str]:
-    """Nodes that stay in float: everything computed in float64 (the front-end) and its casts."""
-    import onnx
-
-    double = {i.name for i in model.graph.initializer if i.data_type == onnx.TensorProto.DOUBLE}
-    double.update(
-        out for node in model.graph.node if node.op_type == "Constant"
-        for a in node.attribute if a.name == "value" and a.t.data_type == onnx.TensorProto.DOUBLE
-        for out in node.output
-    )
-    excluded = []
-    for node in model.graph.node:
-        casts_to_double = node.op_type == "Cast" and any(
-            a.name == "to" and a.i == onnx.TensorProto.DOUBLE for a in node.attribute
-        )
-        if casts_to_double or any(name in double for name in node.input):
-            excluded.append(node.name)
-    return excluded
+    """Nodes that stay in float: the front-end's (framing, DFT and mel matmuls, log or PCEN, normalisation)
+    and the softmax, i.e. every node outside the model's scope (names not under ``/model/``)."""
+    return [node.name for node in model.graph.node if not node.name.startswith(MODEL_SCOPE)]
 
 
 def calibration_feeds(path: str, wave: np.ndarray) -> Iterator[dict[str, np.ndarray]]:

@@ -16,81 +16,28 @@ stored as base64 little-endian bytes (:data:`INITIAL_STATE_KEY`), so no torch is
 
 from __future__ import annotations
 
-import base64
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import numpy as np
 import torch
 
 from speechconv.errors import ConfigError
+from speechconv.runtime.spec import (  # noqa: F401  (the format lives in runtime.spec; re-exported here)
+    CHUNK_INPUT,
+    FORMAT_VERSION,
+    INITIAL_STATE_KEY,
+    METADATA_KEY,
+    POSTERIORS_OUTPUT,
+    StepSpec,
+    decode_arrays,
+    encode_arrays,
+    state_input_name,
+    state_output_name,
+    step_times,
+)
 from speechconv.streaming.timing import stream_times  # noqa: F401  (re-exported for consumers)
-
-METADATA_KEY = "speechconv"
-INITIAL_STATE_KEY = "speechconv.initial_state"
-FORMAT_VERSION = 1
-CHUNK_INPUT = "chunk"
-POSTERIORS_OUTPUT = "posteriors"
-
-
-def state_input_name(name: str) -> str:
-    return f"state_in.{name}"
-
-
-def state_output_name(name: str) -> str:
-    return f"state_out.{name}"
-
-
-@dataclass
-class StepSpec:
-    """What an exported streaming step computes, and how to drive it (all JSON-serialisable)."""
-
-    chunk_samples: int
-    sample_rate: int
-    labels: list[str]
-    keyword: str
-    keyword_index: int
-    frames_per_chunk: int
-    output_frame_period: float
-    first_output_time: float
-    stream_start_time: float
-    audio_end_lag: float
-    warmup_samples: int
-    lookahead: int
-    frame_timing: dict[str, int]
-    detector: dict[str, Any]
-    state_names: list[str]
-    state_shapes: list[list[int]]
-    state_dtypes: list[str]
-    quantization: str | None = None
-    format_version: int = FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str, where: str = "metadata") -> StepSpec:
-        try:
-            data = json.loads(text)
-            return cls(**data)
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ConfigError(f"{where}: not a speechconv streaming-step description ({err})") from None
-
-    def output_times(self, start_frame: int, n: int) -> np.ndarray:
-        """Seconds (relative to the audio after the warm-up) of the step outputs ``start_frame ..``."""
-        return step_times(self.first_output_time, self.output_frame_period, start_frame, n)
 
 
 def frame_timing(spotter) -> dict[str, int]:
     """The integers of :meth:`KeywordSpotter.output_times`, so consumers compute bit-identical times."""
     return spotter.frame_timing
-
-
-def step_times(first_output_time: float, period: float, start_frame: int, n: int) -> np.ndarray:
-    """``first_output_time + k * period`` for ``k = start_frame .. start_frame + n - 1``."""
-    return first_output_time + period * np.arange(start_frame, start_frame + n, dtype=np.float64)
 
 
 def flatten_state(state: dict[str, torch.Tensor], names: list[str]) -> list[torch.Tensor]:
@@ -110,42 +57,24 @@ def unflatten_state(
     return dict(zip(names, tensors))
 
 
-def encode_arrays(arrays: dict[str, np.ndarray]) -> str:
-    """JSON of ``{name: {dtype, shape, data (base64 of little-endian bytes)}}``."""
-    out = {}
-    for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
-        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        out[name] = {
-            "dtype": array.dtype.name,
-            "shape": list(array.shape),
-            "data": base64.b64encode(little.tobytes()).decode("ascii"),
-        }
-    return json.dumps(out, sort_keys=True)
-
-
-def decode_arrays(text: str, where: str = "initial state") -> dict[str, np.ndarray]:
-    """Inverse of :func:`encode_arrays`."""
-    try:
-        data = json.loads(text)
-        return {
-            name: np.frombuffer(base64.b64decode(entry["data"]), dtype=np.dtype(entry["dtype"]).newbyteorder("<"))
-            .astype(entry["dtype"])
-            .reshape(entry["shape"])
-            for name, entry in data.items()
-        }
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{where}: cannot decode the stored state tensors ({err})") from None
-
-
 # --------------------------------------------------------------------------------------------- the step
-def dft_basis(n_fft: int, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Windowed real DFT bases ``(n_fft, n_fft // 2 + 1)`` in float64: ``X = frames @ cos - i frames @ sin``."""
-    n = torch.arange(n_fft, dtype=torch.float64)
+def folded_dft_bases(n_fft: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Real DFT of a frame ``y`` from its folded halves, at half the work of the full bases.
+
+    ``cos(2 pi k n / N)`` is even and ``sin`` odd around ``N/2``, so with ``m = (N - 1) // 2`` pairs,
+    ``even = [y0, y[1..m] + y[N-1..N-m], (y[N/2] if N is even)]`` and ``odd = y[1..m] - y[N-1..N-m]``:
+    ``Re X = even @ cos_basis`` and ``-Im X = odd @ sin_basis``. Returns ``(cos_basis, sin_basis, m)``,
+    float32, ``(m + 1 (+1), N//2 + 1)`` and ``(m, N//2 + 1)``.
+    """
+    m = (n_fft - 1) // 2
     k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
-    angle = 2 * torch.pi * torch.outer(n, k) / n_fft
-    window = window.to(torch.float64)[:, None]
-    return window * torch.cos(angle), window * torch.sin(angle)
+    even_n = torch.arange(m + 1, dtype=torch.float64)
+    if n_fft % 2 == 0:
+        even_n = torch.cat([even_n, torch.tensor([n_fft / 2], dtype=torch.float64)])
+    odd_n = torch.arange(1, m + 1, dtype=torch.float64)
+    cos_basis = torch.cos(2 * torch.pi * torch.outer(even_n, k) / n_fft)
+    sin_basis = torch.sin(2 * torch.pi * torch.outer(odd_n, k) / n_fft)
+    return cos_basis.to(torch.float32), sin_basis.to(torch.float32), m
 
 
 def padded_window(frontend) -> torch.Tensor:
@@ -158,9 +87,12 @@ def padded_window(frontend) -> torch.Tensor:
 class StreamingStep(torch.nn.Module):
     """``(chunk (B, chunk_samples), *state) -> (posteriors (B, C, n), *new_state)`` of a spotter.
 
-    The front-end's STFT is a real matmul against a float64 DFT basis (the complex STFT does not
-    export to ONNX opset graphs); the mel filterbank is applied in float64 too, as the front-end does,
-    so the features equal the front-end's to float32 rounding. The rest is the spotter's own code.
+    The front-end's STFT is framing (a gather), the window and a real DFT as two float32 matmuls on the
+    folded frame (:func:`folded_dft_bases`; the complex STFT does not export to ONNX opset graphs); the
+    mel filterbank is applied in float64, as the front-end does. The features equal the front-end's to
+    float32 rounding of the DFT (tests bound the scores).
+    The rest is the spotter's own code. The graph holds no constant that depends on the chunk length,
+    so a step exported with a dynamic chunk axis runs any multiple of the output period.
     """
 
     def __init__(self, spotter, state_names: list[str], constant_state: dict[str, torch.Tensor] | None = None):
@@ -173,18 +105,24 @@ class StreamingStep(torch.nn.Module):
         self.constant_state = dict(constant_state or {})
         self.n_fft = int(frontend.n_fft)
         self.hop = int(frontend.hop_length)
-        cos, sin = dft_basis(self.n_fft, padded_window(frontend))
-        self.register_buffer("dft_cos", cos, persistent=False)
-        self.register_buffer("dft_sin", sin, persistent=False)
+        cos_basis, sin_basis, self.pairs = folded_dft_bases(self.n_fft)
+        self.register_buffer("window", padded_window(frontend).to(torch.float32), persistent=False)
+        self.register_buffer("cos_basis", cos_basis, persistent=False)
+        self.register_buffer("sin_basis", sin_basis, persistent=False)
         mel_fb = frontend.mel_scale.fb.detach().T.to(torch.float64).contiguous()
         self.register_buffer("mel_fb", mel_fb, persistent=False)
 
     def mel_power(self, samples: torch.Tensor) -> torch.Tensor:
-        n_frames = (samples.shape[-1] - self.n_fft) // self.hop + 1
-        index = torch.arange(n_frames)[:, None] * self.hop + torch.arange(self.n_fft)  # a constant gather
-        frames = samples.to(torch.float64)[:, index]  # (B, T, n_fft)
-        power = (frames @ self.dft_cos) ** 2 + (frames @ self.dft_sin) ** 2  # (B, T, F)
-        return (self.mel_fb @ power.transpose(1, 2)).to(samples.dtype)  # (B, n_mels, T)
+        n, m = self.n_fft, self.pairs
+        n_frames = (samples.shape[-1] - n) // self.hop + 1
+        index = torch.arange(n_frames)[:, None] * self.hop + torch.arange(n)  # traced: any number of frames
+        frames = samples[:, index] * self.window  # (B, T, N)
+        low, high = frames[..., 1:m + 1], torch.flip(frames[..., n - m:], dims=[-1])
+        even = [frames[..., :1], low + high] + ([frames[..., n // 2:n // 2 + 1]] if n % 2 == 0 else [])
+        real = torch.cat(even, dim=-1) @ self.cos_basis
+        imag = (low - high) @ self.sin_basis
+        power = (real ** 2 + imag ** 2).to(torch.float64).transpose(1, 2)  # (B, F, T)
+        return (self.mel_fb @ power).to(samples.dtype)  # (B, n_mels, T)
 
     def forward(self, chunk: torch.Tensor, *state: torch.Tensor):
         cache = unflatten_state(list(state), self.state_names)

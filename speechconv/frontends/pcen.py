@@ -11,8 +11,8 @@ For the mel power ``E[t]`` of each channel::
 positive; ``s`` is clamped to at most 1 so the smoother stays stable. With ``b = s`` this is
 ``librosa.pcen(E, gain=alpha, bias=delta, power=r, b=s, eps=eps, max_size=1)``. The smoother is a
 plain per-frame recursion, identical offline and streaming (the stream's smoother state is
-``cache["pcen_smoother"]``, ``(B, n_mels)``); a fixed number of frames per step unrolls to a
-fixed graph for export.
+``cache["pcen_smoother"]``, ``(B, n_mels)``). While tracing for export the recursion is computed by
+:func:`pcen_smooth_scan` instead, whose graph does not depend on the number of frames.
 """
 
 from __future__ import annotations
@@ -43,6 +43,32 @@ def pcen_smooth(energy: torch.Tensor, s: torch.Tensor, previous: torch.Tensor | 
         m = e_t if m is None else (1 - s) * m + s * e_t
         smoothed.append(m)
     return torch.stack(smoothed, dim=-1)
+
+
+#: :func:`pcen_smooth_scan` is exact for up to 2 ** SCAN_LOG2_FRAMES frames per call (11 min at 100 fps).
+SCAN_LOG2_FRAMES = 16
+
+
+def pcen_smooth_scan(energy: torch.Tensor, s: torch.Tensor, previous: torch.Tensor | None,
+                     log2_frames: int = SCAN_LOG2_FRAMES) -> torch.Tensor:
+    """:func:`pcen_smooth` as a log-depth prefix scan, for graphs with a dynamic number of frames.
+
+    ``M[t] = a^(t+1) M[-1] + sum_k a^(t-k) s E[k]`` with ``a = 1 - s``; the sum is built by doubling
+    (Hillis-Steele): after step ``j`` each frame holds the terms of its last ``2^(j+1)`` frames. The same
+    values as the loop up to float rounding, for ``T <= 2 ** log2_frames`` frames.
+    """
+    dtype = energy.dtype
+    energy, s = energy.to(torch.float64), s.to(torch.float64)  # sums in another order: keep them exact
+    previous = energy[..., 0] if previous is None else previous.to(torch.float64)  # M[-1] = E[0] gives M[0] = E[0]
+    log_a = torch.log1p(-s)[:, None]  # (C, 1)
+    x = s[:, None] * energy
+    for j in range(log2_frames):
+        d = 1 << j
+        # x[t - d], zero before the start (the slices clamp when T < d, in torch and ONNX alike)
+        shifted = torch.cat([torch.zeros_like(x[..., :d]), x[..., :-d]], dim=-1)
+        x = x + torch.exp(log_a * d) * shifted
+    frames = torch.cumsum(torch.ones_like(energy[0, :1]), dim=-1)  # 1 .. T, (1, T), from the input shape
+    return (x + torch.exp(log_a * frames) * previous[..., None]).to(dtype)
 
 
 def pcen_compress(
@@ -153,6 +179,7 @@ class PCEN(SpectrogramFrontend):
             raise ValueError(
                 f"cache['{SMOOTHER_KEY}'] has shape {tuple(previous.shape)}, expected {tuple(mel.shape[:2])}"
             )
-        smoothed = pcen_smooth(mel, self.s, previous)
+        smooth = pcen_smooth_scan if torch.jit.is_tracing() else pcen_smooth
+        smoothed = smooth(mel, self.s, previous)
         features = pcen_compress(mel, smoothed, self.alpha, self.delta, self.r, self.eps)
         return features, {**state, SMOOTHER_KEY: smoothed[..., -1]}

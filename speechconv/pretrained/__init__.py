@@ -5,7 +5,8 @@ A pretrained model is a directory holding
 - ``config.yaml``: ``{"frontend": {...}, "model": {...}, "labels": [...], "keyword": ..., "detector": {...}}``
   (the front-end and model configs are the dicts that ``build_frontend`` / ``build_model`` take);
 - ``model.safetensors``: the :class:`~speechconv.streaming.KeywordSpotter` state dict;
-- ``README.md``: the model card (data, training, metrics, intended use).
+- ``README.md``: the model card (data, training, metrics, intended use);
+- ``model.onnx`` (optional): the exported streaming step, for the onnxruntime engine (no PyTorch).
 
 :func:`load_pretrained` takes such a directory, a bare name of one bundled in this package
 (``speechconv/pretrained/<name>/``), or a Lightning ``.ckpt`` file whose hyper-parameters hold
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
+ONNX_FILE = "model.onnx"
 CARD_FILE = "README.md"
 DEFAULT_MODEL = "hello"
 REQUIRED_KEYS = ("frontend", "model", "labels")
@@ -103,8 +105,12 @@ def build_spotter(config: dict[str, Any], where: str = "config"):
     return spotter
 
 
-def save_pretrained(spotter, directory: str | os.PathLike[str], card_text: str | None = None) -> Path:
-    """Write ``spotter`` as a pretrained-model directory (created if needed); returns its path."""
+def save_pretrained(spotter, directory: str | os.PathLike[str], card_text: str | None = None,
+                    onnx: bool = False) -> Path:
+    """Write ``spotter`` as a pretrained-model directory (created if needed); returns its path.
+
+    With ``onnx``, also its exported streaming step ``model.onnx`` (batch norms folded), which the
+    onnxruntime engine runs without PyTorch (needs the ``onnx`` package)."""
     import yaml
     from safetensors.torch import save_file
 
@@ -118,6 +124,13 @@ def save_pretrained(spotter, directory: str | os.PathLike[str], card_text: str |
     if card_text is None:
         card_text = default_card(spotter)
     (directory / CARD_FILE).write_text(card_text)
+    if onnx:
+        import copy
+
+        from speechconv.blocks.fuse import fold_batch_norm
+        from speechconv.export import export_spotter
+
+        export_spotter(fold_batch_norm(copy.deepcopy(spotter).cpu().eval()), directory / ONNX_FILE, "onnx")
     return directory
 
 

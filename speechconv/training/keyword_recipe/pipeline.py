@@ -372,8 +372,9 @@ class KeywordRun:
             spotter.detector.update(results["bracket"])
         prepare = json.loads(self.marker("prepare").read_text())
         synth = json.loads(self.marker("synth").read_text())
-        save_pretrained(spotter, self.out, model_card(spotter, results, prepare, synth, self.o))
-        size = sum((self.out / name).stat().st_size for name in ("config.yaml", "model.safetensors", "README.md"))
+        save_pretrained(spotter, self.out, model_card(spotter, results, prepare, synth, self.o), onnx=True)
+        size = sum((self.out / name).stat().st_size
+                   for name in ("config.yaml", "model.safetensors", "model.onnx", "README.md"))
         self.mark("package", {"bytes": size})
         log(f"package: {self.out} ({size / 1024:.0f} KiB). Use it: speechconv detect --model {self.out} FILE")
 
