@@ -181,17 +181,19 @@ def onnx_model_of(model: str | None) -> str | None:
     return name if (folder / "model.onnx").is_file() else None
 
 
+#: Runs a command and prints its peak RSS: a fork of this (torch-laden) process would count our memory.
+RSS_SHIM = ("import resource, subprocess, sys, time; start = time.perf_counter(); "
+            "status = subprocess.call(sys.argv[1:], stderr=subprocess.DEVNULL); wall = time.perf_counter() - start; "
+            "print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(status)")
+
+
 def timed_run(argv: list[str]) -> tuple[float, float, str]:
-    """``(wall seconds, peak RSS in MB, stdout)`` of a fresh process."""
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    out = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - start
-    if process.returncode:
-        raise SystemExit(f"{' '.join(argv)}: exit status {process.returncode}")
-    return wall, usage.ru_maxrss / 1024, out
+    """``(wall seconds, peak RSS in MB, stdout)`` of a fresh process (started and timed by a small shim)."""
+    proc = subprocess.run([sys.executable, "-c", RSS_SHIM, *argv], capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(argv)}: exit status {proc.returncode}")
+    wall, rss = proc.stderr.split()[-2:]
+    return float(wall), int(rss) / 1024, proc.stdout
 
 
 def cli_table(path: str, model: str, seconds: float, repeats: int = 3) -> None:

@@ -87,10 +87,10 @@ def padded_window(frontend) -> torch.Tensor:
 class StreamingStep(torch.nn.Module):
     """``(chunk (B, chunk_samples), *state) -> (posteriors (B, C, n), *new_state)`` of a spotter.
 
-    The front-end's STFT is framing (a gather), the window and a real DFT as two float32 matmuls on the
-    folded frame (:func:`folded_dft_bases`; the complex STFT does not export to ONNX opset graphs); the
-    mel filterbank is applied in float64, as the front-end does. The features equal the front-end's to
-    float32 rounding of the DFT (tests bound the scores).
+    The front-end's STFT is framing (:meth:`frames`), the window and a real DFT as two float32 matmuls on
+    the folded frame (:func:`folded_dft_bases`; the complex STFT does not export to ONNX opset graphs),
+    then the mel filterbank, in float32 (the front-end sums in float64): the features equal the
+    front-end's to float32 rounding (tests bound the scores).
     The rest is the spotter's own code. The graph holds no constant that depends on the chunk length,
     so a step exported with a dynamic chunk axis runs any multiple of the output period.
     """
@@ -106,23 +106,43 @@ class StreamingStep(torch.nn.Module):
         self.n_fft = int(frontend.n_fft)
         self.hop = int(frontend.hop_length)
         cos_basis, sin_basis, self.pairs = folded_dft_bases(self.n_fft)
-        self.register_buffer("window", padded_window(frontend).to(torch.float32), persistent=False)
+        window = padded_window(frontend)
+        # a window symmetric about n_fft / 2 (periodic Hann, Hamming, ...) is the same on both folded halves,
+        # so it goes into the bases and costs nothing per frame
+        self.symmetric_window = bool(torch.allclose(window[1:], window[1:].flip(0), rtol=0.0, atol=1e-7))
+        if self.symmetric_window:
+            m = self.pairs
+            even_n = list(range(m + 1)) + ([self.n_fft // 2] if self.n_fft % 2 == 0 else [])
+            cos_basis = cos_basis * window[even_n].to(torch.float32)[:, None]
+            sin_basis = sin_basis * window[1:m + 1].to(torch.float32)[:, None]
+        self.register_buffer("window", window.to(torch.float32), persistent=False)
         self.register_buffer("cos_basis", cos_basis, persistent=False)
         self.register_buffer("sin_basis", sin_basis, persistent=False)
-        mel_fb = frontend.mel_scale.fb.detach().T.to(torch.float64).contiguous()
-        self.register_buffer("mel_fb", mel_fb, persistent=False)
+        self.register_buffer("mel_fb", frontend.mel_scale.fb.detach().to(torch.float32).contiguous(),
+                             persistent=False)  # (F, n_mels)
+
+    def frames(self, samples: torch.Tensor) -> torch.Tensor:
+        """``(B, T, n_fft)`` frames of ``samples`` ``(B, (T - 1) * hop + n_fft)``, from hop-sized blocks: a frame
+        is ``q`` whole blocks and ``r`` samples of the next (``n_fft = q * hop + r``), so framing is copies
+        of slices, with no index array (a gather of T x n_fft indices costs more than the DFT)."""
+        q, r = divmod(self.n_fft, self.hop)
+        n_frames = (samples.shape[-1] - self.n_fft) // self.hop + 1
+        padded = torch.nn.functional.pad(samples, (0, self.hop))  # the last frame's blocks all exist
+        blocks = padded[:, : (n_frames + q) * self.hop].reshape(samples.shape[0], -1, self.hop)
+        parts = [blocks[:, j:j + n_frames] for j in range(q)] + ([blocks[:, q:q + n_frames, :r]] if r else [])
+        return torch.cat(parts, dim=-1)
 
     def mel_power(self, samples: torch.Tensor) -> torch.Tensor:
         n, m = self.n_fft, self.pairs
-        n_frames = (samples.shape[-1] - n) // self.hop + 1
-        index = torch.arange(n_frames)[:, None] * self.hop + torch.arange(n)  # traced: any number of frames
-        frames = samples[:, index] * self.window  # (B, T, N)
+        frames = self.frames(samples)  # (B, T, N)
+        if not self.symmetric_window:
+            frames = frames * self.window
         low, high = frames[..., 1:m + 1], torch.flip(frames[..., n - m:], dims=[-1])
         even = [frames[..., :1], low + high] + ([frames[..., n // 2:n // 2 + 1]] if n % 2 == 0 else [])
         real = torch.cat(even, dim=-1) @ self.cos_basis
         imag = (low - high) @ self.sin_basis
-        power = (real ** 2 + imag ** 2).to(torch.float64).transpose(1, 2)  # (B, F, T)
-        return (self.mel_fb @ power).to(samples.dtype)  # (B, n_mels, T)
+        power = real * real + imag * imag  # (B, T, F)
+        return (power @ self.mel_fb).transpose(1, 2)  # (B, n_mels, T)
 
     def forward(self, chunk: torch.Tensor, *state: torch.Tensor):
         cache = unflatten_state(list(state), self.state_names)
