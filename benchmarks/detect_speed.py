@@ -60,7 +60,7 @@ def load_spotter(model: str | None):
     if model is None and default_model_available():
         model = "hello"
     if model is not None and (os.path.exists(model) or model == "hello" or model.endswith(".ckpt")):
-        return load_pretrained(model), model
+        return load_pretrained(model, fold_bn=True), model
     from speechconv.frontends import build_frontend
     from speechconv.models import build_model
     from speechconv.streaming import KeywordSpotter

@@ -34,7 +34,7 @@ def load_spotter(name: str | None):
     from speechconv.pretrained import default_model_available, load_pretrained
 
     if name is not None or default_model_available():
-        return load_pretrained(name or "hello"), name or "hello"
+        return load_pretrained(name or "hello", fold_bn=True), name or "hello"
     from speechconv.frontends import build_frontend
     from speechconv.models import build_model
     from speechconv.streaming import KeywordSpotter

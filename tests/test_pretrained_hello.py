@@ -108,3 +108,24 @@ def test_model_card_states_data_and_limits():
     for needed in ("CC BY 4.0", "Apache", "synthetic", "false-reject", "per hour"):
         assert needed.lower() in card.lower(), needed
     assert Path(EXAMPLE_CSV).is_file()
+
+
+def test_saved_model_round_trips_and_inference_folds_a_copy(tmp_path):
+    """load_pretrained gives the layers its config describes (batch norms kept), so saving what it loaded
+    gives a model that loads again, with the same weights; the inference engine folds a copy."""
+    from speechconv.pretrained import save_pretrained
+    from speechconv.runtime.torch_engine import TorchModel
+
+    spotter = load_pretrained("hello")
+    batch_norms = [m for m in spotter.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert batch_norms
+    again = load_pretrained(save_pretrained(spotter, tmp_path / "copy"))
+    assert again.config == spotter.config
+    for name, tensor in spotter.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name])
+    engine = TorchModel(again)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in engine.spotter.modules())
+    assert sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in again.modules()) == len(batch_norms)
+    wave = torch.randn(16000) * 0.1
+    with torch.no_grad():
+        assert torch.allclose(engine.spotter(wave[None]), again(wave[None]), atol=1e-5)

@@ -67,7 +67,7 @@ def stage_evaluate(args) -> None:
     from speechconv.pretrained import load_pretrained
 
     model = args.work / "model"
-    spotter = load_pretrained(model)
+    spotter = load_pretrained(model, fold_bn=True)  # inference only
     negatives = args.work / "streams" / "negatives.wav"
     if not negatives.is_file():
         protocol.build_streams(args.shared, args.work, seed=args.seed, log=log, keywords=())  # the negatives only
@@ -99,7 +99,7 @@ def stage_package(args) -> None:
     from speechconv.pretrained import load_pretrained, save_pretrained
 
     results = json.loads((args.work / "eval" / "results.json").read_text())
-    spotter = load_pretrained(args.work / "model", fold_bn=False)
+    spotter = load_pretrained(args.work / "model")
     chosen = results["chosen"]
     spotter.detector.update({"threshold": chosen["threshold"], "smoothing_frames": chosen["smoothing_frames"]})
     card = model_card(spotter, results, args)

@@ -169,7 +169,8 @@ def stage_mine(args) -> None:
     sources = [e.path for e in protocol.librispeech(args.shared) if e.speaker in protocol.LIBRISPEECH_TRAIN_SPEAKERS]
     for keyword in args.keywords:
         manifests = variant_dir(args, keyword) / "manifests"
-        spotter = load_pretrained(best_checkpoint(args.work / "runs" / spec["mine_from"] / keyword / "checkpoints"))
+        spotter = load_pretrained(best_checkpoint(args.work / "runs" / spec["mine_from"] / keyword / "checkpoints"),
+                                  fold_bn=True)
         mined = mine_hard_negatives(spotter, sources, variant_dir(args, keyword) / "mined",
                                     top=spec.get("mine_top", 600))
         base = manifests / "train_base.jsonl"
@@ -278,7 +279,7 @@ def stage_evaluate(args) -> None:
         folder = variant_dir(args, keyword)
         is_model = "train_keyword" in variants()[args.variant]
         ckpt = folder / "model" if is_model else best_checkpoint(folder / "checkpoints")
-        spotter = load_pretrained(ckpt)
+        spotter = load_pretrained(ckpt, fold_bn=True)
         out = folder / "eval"
         cache = out / (f"cache_model_{(ckpt / 'model.safetensors').stat().st_mtime_ns}" if is_model
                        else f"cache_{ckpt.stem}")

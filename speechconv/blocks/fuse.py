@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from speechconv.blocks.conv import _ConvPoolNd
 
@@ -13,8 +14,10 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
     """Fold every eval-mode batch norm of a :class:`ConvPool1d`/:class:`ConvPool2d` into its convolution.
 
     ``bn(conv(x)) = gamma * (conv(x) - mean) / sqrt(var + eps) + beta`` is a convolution with scaled weights
-    and a new bias, so the folded block computes the same numbers with one operation less. Works in place
-    and returns ``model``; call it on a model in eval mode (training needs the batch statistics).
+    and a new bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``), so the folded block computes the same
+    numbers with one operation less. Works in place and returns ``model``; call it on a model in eval mode
+    (training needs the batch statistics). A folded model no longer matches its config (which names the
+    batch norms), so the inference engine and export fold a copy, explicitly; saved models keep them.
     """
     for block in model.modules():
         if not isinstance(block, _ConvPoolNd):
@@ -22,15 +25,6 @@ def fold_batch_norm(model: nn.Module) -> nn.Module:
         norm = block.norm
         if not isinstance(norm, (nn.BatchNorm1d, nn.BatchNorm2d)) or norm.training:
             continue
-        conv = block.conv
-        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps) if norm.affine else \
-            1.0 / torch.sqrt(norm.running_var + norm.eps)
-        shift = norm.bias if norm.affine else torch.zeros_like(norm.running_mean)
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
-        folded = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                            conv.dilation, conv.groups, bias=True).to(conv.weight)
-        folded.weight.copy_(conv.weight * scale.view(-1, *([1] * (conv.weight.dim() - 1))))
-        folded.bias.copy_((bias - norm.running_mean) * scale + shift)
-        block.conv = folded
+        block.conv = fuse_conv_bn_eval(block.conv.eval(), norm)
         block.norm = nn.Identity()
     return model

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         from speechconv.cli.detect import resolve_model
         from speechconv.pretrained import load_pretrained
 
-        spotter = load_pretrained(resolve_model(args.model))
+        spotter = load_pretrained(resolve_model(args.model), fold_bn=True)  # inference only
         keyword = args.keyword or spotter.labels[spotter.keyword_index]
         detector_options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds")
                             if k in spotter.detector}

@@ -75,7 +75,7 @@ class DetectionModule(L.LightningModule):
         from speechconv.pretrained import load_pretrained
 
         self.save_hyperparameters()
-        self.spotter = load_pretrained(model)
+        self.spotter = load_pretrained(model, fold_bn=True)  # inference only
         self.overrides: dict[str, Any] = {"threshold": threshold}
         self.chunk_seconds = chunk_seconds
 

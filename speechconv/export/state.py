@@ -174,7 +174,9 @@ def prepare_step(spotter, chunk_samples: int | None = None) -> tuple[StreamingSt
     """
     import copy
 
-    spotter = copy.deepcopy(spotter).cpu().eval()
+    from speechconv.blocks.fuse import fold_batch_norm
+
+    spotter = fold_batch_norm(copy.deepcopy(spotter).cpu().eval())  # an explicit inference step, on the copy
     if not spotter.streamable:
         raise ConfigError("this spotter cannot stream, so its streaming step cannot be exported")
     period = spotter.samples_per_output

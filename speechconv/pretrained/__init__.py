@@ -125,12 +125,9 @@ def save_pretrained(spotter, directory: str | os.PathLike[str], card_text: str |
         card_text = default_card(spotter)
     (directory / CARD_FILE).write_text(card_text)
     if onnx:
-        import copy
-
-        from speechconv.blocks.fuse import fold_batch_norm
         from speechconv.export import export_spotter
 
-        export_spotter(fold_batch_norm(copy.deepcopy(spotter).cpu().eval()), directory / ONNX_FILE, "onnx")
+        export_spotter(spotter, directory / ONNX_FILE, "onnx")  # batch norms folded in the export's copy
     return directory
 
 
@@ -165,11 +162,12 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def load_pretrained(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, device: str | torch.device = "cpu",
-                    fold_bn: bool = True):
+                    fold_bn: bool = False):
     """Load a :class:`~speechconv.streaming.KeywordSpotter` (eval mode) from a directory, name or ``.ckpt``.
 
-    With ``fold_bn`` (the default, for inference) batch norms are folded into their convolutions: the same
-    numbers with fewer operations. Pass ``fold_bn=False`` to get the trained layers as they are.
+    The layers are those its config describes, so ``save_pretrained(load_pretrained(x))`` round-trips.
+    ``fold_bn=True`` folds batch norms into their convolutions (the same numbers with fewer operations;
+    the config then no longer describes the weights): what the inference engine and export do to a copy.
     """
     from speechconv.blocks.fuse import fold_batch_norm
 

@@ -3,19 +3,26 @@ detection uses (see :mod:`speechconv.runtime.onnx_engine` for the other engine).
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
+from speechconv.blocks.fuse import fold_batch_norm
 from speechconv.streaming import KeywordSpotter, StreamingEngine
 
 
 class TorchModel:
-    """A spotter as detection uses it: keyword, sample rate, detector options, frame period, streams."""
+    """A spotter as detection uses it: keyword, sample rate, detector options, frame period, streams.
+
+    Inference runs on a copy with batch norms folded into their convolutions (``fold=False`` keeps the
+    layers as they are); the spotter given is not changed."""
 
     engine = "torch"
 
-    def __init__(self, spotter: KeywordSpotter):
-        self.spotter = spotter.eval()
+    def __init__(self, spotter: KeywordSpotter, fold: bool = True):
+        spotter = copy.deepcopy(spotter).eval() if fold else spotter.eval()
+        self.spotter = fold_batch_norm(spotter) if fold else spotter
 
     def __getattr__(self, name: str):  # keyword, labels, sample_rate, detector, output_period, keyword_index
         return getattr(self.__dict__["spotter"], name)

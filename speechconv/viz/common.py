@@ -82,7 +82,7 @@ def load_viz_model(spec: str, frontend: dict[str, Any] | None = None) -> VizMode
     except ImportError:  # pragma: no cover - the pretrained package ships with speechconv
         raise ConfigError(f"{spec}: not a registered model name or a .ckpt file") from None
     try:
-        spotter = load_pretrained(spec, fold_bn=False)
+        spotter = load_pretrained(spec)
     except ConfigError as err:
         known = ", ".join(sorted(MODELS))
         raise ConfigError(f"{err} (nor a registered model name: {known})") from None
@@ -104,7 +104,7 @@ def _from_checkpoint(path: Path) -> VizModel:
     if not isinstance(hparams.get("model"), dict):
         raise ConfigError(f"{path}: the checkpoint's hyper_parameters hold no 'model' config")
     if "frontend" in hparams:
-        spotter = load_pretrained(path, fold_bn=False)
+        spotter = load_pretrained(path)
         return _audio(spotter.model.eval(), spotter.frontend.eval(), list(spotter.labels), spotter.keyword_index,
                       str(path))
     model = build_model(dict(hparams["model"]))

@@ -299,7 +299,7 @@ class KeywordRun:
         from speechconv.evaluation.streams import load_stream
         from speechconv.pretrained import load_pretrained
         checkpoint = self.checkpoint()
-        spotter = load_pretrained(checkpoint)
+        spotter = load_pretrained(checkpoint, fold_bn=True)  # inference only
         noise = json.loads((self.manifests / "noise.json").read_text())
         real_eval = json.loads((self.manifests / "real_eval.json").read_text())
         dev = read_manifest(self.manifests / "dev.jsonl")
@@ -365,7 +365,7 @@ class KeywordRun:
         from speechconv.pretrained import load_pretrained, save_pretrained
 
         results = json.loads((self.eval_dir / "results.json").read_text())
-        spotter = load_pretrained(results["checkpoint"], fold_bn=False)
+        spotter = load_pretrained(results["checkpoint"])
         spotter.detector.clear()
         spotter.detector.update(results["detector"])
         if results["bracket"]:
