@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-keyword": ("train_keyword", "train a detector for your own keyword from a typed phrase (synthesis, "
                       "training, evaluation, packaging)"),
     "synth": ("synth", "synthesize keyword / confusable-negative clips with offline TTS"),
-    "make-stream": ("evalstream", "concatenate keyword and other clips over background noise, with a "
+    "make-stream": ("make_stream", "concatenate keyword and other clips over background noise, with a "
                     "ground-truth CSV"),
     "evaluate": ("evaluate", "FRR against false alarms per hour on streams with ground truth; DET curve"),
     "export": ("export", "export the streaming step (ONNX / TorchScript)"),

@@ -36,6 +36,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from speechconv.audio.discover import AUDIO_EXTENSIONS
 from speechconv.data.rir import synthetic_rir
 from speechconv.data.specaugment import VTLP, SpecAugment
 from speechconv.errors import ConfigError, SpeechconvError
@@ -63,7 +64,7 @@ __all__ = [
     "signal_power",
 ]
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_SUFFIXES = AUDIO_EXTENSIONS  # one list of audio suffixes, speechconv.audio's
 
 
 # ---------------------------------------------------------------- seeding and sampling helpers

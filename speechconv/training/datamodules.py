@@ -430,13 +430,12 @@ class SyntheticAudioDataModule(_LoaderMixin, pl.LightningDataModule):
     """Tones vs chirps vs noise (:func:`synthetic_clip`) with any label names, for smoke tests of configs.
 
     Label ``i`` of ``labels`` gets generated class ``i`` (class 0 = noise only, so put the background
-    label first). The remaining AudioManifestDataModule options are accepted and ignored, so a config's
-    ``data.init_args`` can be reused with only ``class_path`` changed.
+    label first). Unknown options are refused (a mistyped key is an error, not silently dropped).
     """
 
     def __init__(self, labels: list[str] | None = None, sample_rate: int = 16000, clip_seconds: float = 0.5,
                  n_train: int = 32, n_val: int = 16, n_test: int = 16, batch_size: int = 8, num_workers: int = 0,
-                 augment: list[dict] | dict | None = None, seed: int = 0, **ignored: Any):
+                 augment: list[dict] | dict | None = None, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.labels = list(labels or ["_background_", "tone", "chirp"])
