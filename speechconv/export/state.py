@@ -5,7 +5,7 @@ returns ``posteriors`` and the new state tensors, in the order of :attr:`StepSpe
 (inputs ``state_in.<name>``, outputs ``state_out.<name>``). A fixed-shape step cannot start from an
 empty cache; it starts, as every speechconv stream does, from :meth:`KeywordSpotter.initial_state`: the
 state of a stream that heard ``warmup_samples`` of digital silence. Times are given relative to the
-audio that follows (see :func:`step_times`). The outputs are those of a :class:`StreamingEngine` run on
+audio that follows (see :meth:`StepSpec.output_times`). The outputs are those of a :class:`StreamingEngine` run on
 the same audio from sample 0, except the last ones: a consumer keeps outputs with
 ``time + audio_end_lag <= duration`` (later ones need the zero padding of the last chunk).
 ``stream_start_time`` (kept for format version 1) equals ``first_output_time``.
@@ -30,7 +30,6 @@ from speechconv.runtime.spec import (  # noqa: F401  (the format lives in runtim
     encode_arrays,
     state_input_name,
     state_output_name,
-    step_times,
 )
 from speechconv.streaming.timing import stream_times  # noqa: F401  (re-exported for consumers)
 

@@ -24,7 +24,6 @@ from speechconv.runtime.spec import (
     decode_arrays,
     state_input_name,
 )
-from speechconv.streaming.timing import stream_times
 
 #: Longest audio per call of a dynamic-chunk step: large calls amortise onnxruntime's per-call cost,
 #: and PCEN's scan is exact up to 2**16 feature frames per call.
@@ -133,7 +132,7 @@ class OnnxStream:
                   for start in range(0, usable, size)]
         self._pending = buffer[usable:].copy()
         scores = np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
-        times = stream_times(self.model.spec.frame_timing, np.arange(first, first + len(scores)))
+        times = self.model.spec.output_times(first, len(scores))
         return times, scores
 
     def finish(self) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +147,7 @@ class OnnxStream:
         self._pending = np.zeros(0, dtype=np.float32)
         first = self.step.frames_done
         scores = self.step.feed(padded)[self.model.keyword_index]
-        times = stream_times(self.model.spec.frame_timing, np.arange(first, first + len(scores)))
+        times = self.model.spec.output_times(first, len(scores))
         duration = self._samples / self.model.sample_rate
         keep = times + self.model.spec.audio_end_lag <= duration + 1e-9
         return times[keep], scores[keep]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from speechconv.errors import ConfigError
+from speechconv.streaming.timing import stream_times
 
 METADATA_KEY = "speechconv"
 INITIAL_STATE_KEY = "speechconv.initial_state"
@@ -77,13 +78,9 @@ class StepSpec:
             raise ConfigError(f"{where}: not a speechconv streaming-step description ({err})") from None
 
     def output_times(self, start_frame: int, n: int) -> np.ndarray:
-        """Seconds (relative to the audio after the warm-up) of the step outputs ``start_frame ..``."""
-        return step_times(self.first_output_time, self.output_frame_period, start_frame, n)
-
-
-def step_times(first_output_time: float, period: float, start_frame: int, n: int) -> np.ndarray:
-    """``first_output_time + k * period`` for ``k = start_frame .. start_frame + n - 1``."""
-    return first_output_time + period * np.arange(start_frame, start_frame + n, dtype=np.float64)
+        """Seconds from the stream's first sample of the step outputs ``start_frame ..``: the one timing rule
+        (:func:`speechconv.streaming.timing.stream_times`), so the times equal the PyTorch engine's bit for bit."""
+        return stream_times(self.frame_timing, np.arange(start_frame, start_frame + n))
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> str:
