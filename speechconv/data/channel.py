@@ -24,14 +24,9 @@ import soundfile as sf
 import torch
 from torch import Tensor
 
-from speechconv.data.augment import (
-    WaveAugment,
-    _fit_length,
-    _randint,
-    _range,
-    _uniform,
-    butterworth_qs,
-)
+from speechconv.data.augment.base import WaveAugment
+from speechconv.data.augment.dsp import _fit_length, butterworth_qs
+from speechconv.data.augment.sampling import _randint, _range, _uniform
 from speechconv.errors import ConfigError
 
 #: codec name: (libsndfile format, subtype, codec sample rate or None for the input's)
@@ -86,7 +81,7 @@ def _sosfilt(wave: Tensor, sections: list[tuple[list, list]]) -> Tensor:
 
 
 def butterworth_section(sample_rate: int, cutoff_hz: float, q: float, kind: str) -> tuple[list, list]:
-    """RBJ low/high-pass ``(b, a)`` (the sections of :func:`speechconv.data.augment._biquad`)."""
+    """RBJ low/high-pass ``(b, a)`` (the sections of :func:`speechconv.data.augment.dsp._biquad`)."""
     w0 = 2.0 * math.pi * cutoff_hz / sample_rate
     alpha, cos_w0 = math.sin(w0) / (2.0 * q), math.cos(w0)
     if kind == "lowpass":
