@@ -6,8 +6,9 @@ every command's ``--help``) does not load numpy and libsndfile.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from speechconv.lazy import lazy_names
 
 _WHERE = {
     "AUDIO_EXTENSIONS": "discover",
@@ -54,13 +55,4 @@ if TYPE_CHECKING:
     from speechconv.audio.reader import iter_audio_arrays, iter_audio_blocks
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

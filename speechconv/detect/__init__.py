@@ -9,8 +9,9 @@ nothing here may import torch before a torch model is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from speechconv.lazy import lazy_names
 
 _WHERE = {
     "DEFAULT_KEYWORD_SECONDS": "detector",
@@ -57,7 +58,4 @@ if TYPE_CHECKING:
     from speechconv.detect.runner import FileResult, detect_chunks, detect_file, make_detector, run_detection
 
 
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        return getattr(importlib.import_module(f"speechconv.detect.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'speechconv.detect' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -7,8 +7,9 @@ onnxruntime engine without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from speechconv.lazy import lazy_names
 
 _NAMES = ("BACKGROUND_LABELS", "FRAME_COUNTER", "KeywordSpotter", "StreamingEngine", "default_keyword")
 __all__ = ["BACKGROUND_LABELS", "FRAME_COUNTER", "KeywordSpotter", "StreamingEngine", "default_keyword"]
@@ -23,7 +24,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module("speechconv.streaming.engine"), name)
-    raise AttributeError(f"module 'speechconv.streaming' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_names(__name__, {name: "engine" for name in _NAMES})

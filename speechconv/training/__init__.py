@@ -6,8 +6,7 @@ The classes are imported on first use (PEP 562), so that light submodules (``key
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from speechconv.lazy import lazy_names
 
 _EXPORTS = {
     "AudioClassifier": "speechconv.training.audio_module",
@@ -21,13 +20,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'speechconv.training' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_names(__name__, _EXPORTS)
