@@ -21,6 +21,16 @@ from speechconv.frontends.pcen import PCEN
 FRONTENDS: dict[str, type[SpectrogramFrontend]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN}
 
 
+def frontend_options(cls: type) -> set[str]:
+    """Option names of a front-end class: its own, plus the common spectrogram options of
+    :class:`SpectrogramFrontend` that it takes as ``**spectrogram``."""
+    own = inspect.signature(cls.__init__).parameters
+    names = {n for n, p in own.items() if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
+        names |= set(inspect.signature(SpectrogramFrontend.__init__).parameters) - {"self", "n_features"}
+    return names
+
+
 def build_frontend(config: dict[str, Any]) -> nn.Module:
     """Build a front-end from ``{"name": <one of FRONTENDS>, **constructor options}``."""
     if not isinstance(config, dict):
@@ -30,7 +40,7 @@ def build_frontend(config: dict[str, Any]) -> nn.Module:
     if name not in FRONTENDS:
         raise ConfigError(f"unknown frontend {name!r}; choose one of {sorted(FRONTENDS)}")
     cls = FRONTENDS[name]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    accepted = frontend_options(cls)
     unknown = sorted(set(options) - accepted)
     if unknown:
         raise ConfigError(f"frontend {name!r}: unknown option(s) {unknown}; accepted: {sorted(accepted)}")

@@ -6,7 +6,6 @@ Slaney mel scale and Slaney area normalization, causal uncentered frames).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -33,37 +32,10 @@ class LogMel(SpectrogramFrontend):
 
     name = "logmel"
 
-    def __init__(
-        self,
-        sample_rate: int = 16000,
-        n_fft: int = 400,
-        win_length: int | None = None,
-        hop_length: int = 160,
-        window: str = "hann",
-        n_mels: int = 40,
-        fmin: float = 20.0,
-        fmax: float | None = None,
-        log_floor: float = 1e-6,
-        normalization: str | None = None,
-        global_mean: Sequence[float] | None = None,
-        global_std: Sequence[float] | None = None,
-    ) -> None:
+    def __init__(self, n_mels: int = 40, log_floor: float = 1e-6, **spectrogram: Any) -> None:
         if not log_floor > 0:
             raise ConfigError(f"logmel front-end: log_floor must be > 0, got {log_floor!r}")
-        super().__init__(
-            n_features=n_mels,
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            window=window,
-            n_mels=n_mels,
-            fmin=fmin,
-            fmax=fmax,
-            normalization=normalization,
-            global_mean=global_mean,
-            global_std=global_std,
-        )
+        super().__init__(n_features=n_mels, n_mels=n_mels, **spectrogram)
         self.log_floor = float(log_floor)
 
     def extra_config(self) -> dict[str, Any]:

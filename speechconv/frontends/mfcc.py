@@ -9,7 +9,6 @@ librosa's default ``top_db=80`` clip depends on the utterance maximum and is not
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -39,40 +38,12 @@ class MFCC(SpectrogramFrontend):
 
     name = "mfcc"
 
-    def __init__(
-        self,
-        sample_rate: int = 16000,
-        n_fft: int = 400,
-        win_length: int | None = None,
-        hop_length: int = 160,
-        window: str = "hann",
-        n_mels: int = 40,
-        fmin: float = 20.0,
-        fmax: float | None = None,
-        n_mfcc: int = 13,
-        log_floor: float = 1e-10,
-        normalization: str | None = None,
-        global_mean: Sequence[float] | None = None,
-        global_std: Sequence[float] | None = None,
-    ) -> None:
+    def __init__(self, n_mels: int = 40, n_mfcc: int = 13, log_floor: float = 1e-10, **spectrogram: Any) -> None:
         if not (isinstance(n_mfcc, int) and isinstance(n_mels, int) and 0 < n_mfcc <= n_mels):
             raise ConfigError(f"mfcc front-end: n_mfcc must be in [1, n_mels={n_mels}], got {n_mfcc!r}")
         if not log_floor > 0:
             raise ConfigError(f"mfcc front-end: log_floor must be > 0, got {log_floor!r}")
-        super().__init__(
-            n_features=n_mfcc,
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            window=window,
-            n_mels=n_mels,
-            fmin=fmin,
-            fmax=fmax,
-            normalization=normalization,
-            global_mean=global_mean,
-            global_std=global_std,
-        )
+        super().__init__(n_features=n_mfcc, n_mels=n_mels, **spectrogram)
         self.n_mfcc = n_mfcc
         self.log_floor = float(log_floor)
         # create_dct returns (n_mels, n_mfcc); store the (n_mfcc, n_mels) analysis matrix.

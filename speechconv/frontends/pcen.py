@@ -18,7 +18,6 @@ plain per-frame recursion, identical offline and streaming (the stream's smoothe
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -104,43 +103,21 @@ class PCEN(SpectrogramFrontend):
 
     def __init__(
         self,
-        sample_rate: int = 16000,
-        n_fft: int = 400,
-        win_length: int | None = None,
-        hop_length: int = 160,
-        window: str = "hann",
         n_mels: int = 40,
-        fmin: float = 20.0,
-        fmax: float | None = None,
         alpha: float = 0.98,
         delta: float = 2.0,
         r: float = 0.5,
         s: float = 0.025,
         eps: float = 1e-6,
         trainable: bool = True,
-        normalization: str | None = None,
-        global_mean: Sequence[float] | None = None,
-        global_std: Sequence[float] | None = None,
+        **spectrogram: Any,
     ) -> None:
         for label, value in (("alpha", alpha), ("delta", delta), ("r", r), ("eps", eps)):
             if not value > 0:
                 raise ConfigError(f"pcen front-end: {label} must be > 0, got {value!r}")
         if not 0 < s <= 1:
             raise ConfigError(f"pcen front-end: s must be in (0, 1], got {s!r}")
-        super().__init__(
-            n_features=n_mels,
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            window=window,
-            n_mels=n_mels,
-            fmin=fmin,
-            fmax=fmax,
-            normalization=normalization,
-            global_mean=global_mean,
-            global_std=global_std,
-        )
+        super().__init__(n_features=n_mels, n_mels=n_mels, **spectrogram)
         self.init_values = {"alpha": float(alpha), "delta": float(delta), "r": float(r), "s": float(s)}
         self.eps = float(eps)
         self.trainable = bool(trainable)
