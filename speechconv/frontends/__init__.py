@@ -19,6 +19,9 @@ from speechconv.frontends.normalization import FeatureNormalizer
 from speechconv.frontends.pcen import PCEN
 
 FRONTENDS: dict[str, type[SpectrogramFrontend]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN}
+#: The front-end of a model built by name (viz, feature statistics): 40 log-mels, 25 ms / 10 ms at 16 kHz.
+DEFAULT_FRONTEND: dict[str, Any] = {"name": "logmel", "sample_rate": 16000, "n_fft": 400, "hop_length": 160,
+                                    "n_mels": 40}
 
 
 def frontend_options(cls: type) -> set[str]:
@@ -48,6 +51,7 @@ def build_frontend(config: dict[str, Any]) -> nn.Module:
 
 
 __all__ = [
+    "DEFAULT_FRONTEND",
     "FRONTENDS",
     "MFCC",
     "PCEN",

@@ -44,12 +44,12 @@ def fit_global_stats(manifest: str | Path, n: int, seed: int, frontend: dict | N
 
     from speechconv.audio import load_audio
     from speechconv.data.manifest import read_manifest
-    from speechconv.frontends import build_frontend
+    from speechconv.frontends import DEFAULT_FRONTEND, build_frontend
 
     entries = read_manifest(manifest)
     rng = np.random.default_rng(seed)
     picked = [entries[i] for i in rng.choice(len(entries), min(n, len(entries)), replace=False)]
-    front = build_frontend(frontend or {"name": "logmel", "n_mels": 40, "fmax": 7600.0})
+    front = build_frontend(frontend or {**DEFAULT_FRONTEND, "sample_rate": sample_rate, "fmax": 7600.0})
     feats = [front(load_audio(e.path, sample_rate)[0].float().unsqueeze(0))[0] for e in picked]
     stacked = torch.cat(feats, dim=-1)
     return stacked.mean(dim=-1).tolist(), stacked.std(dim=-1).clamp_min(1e-3).tolist()

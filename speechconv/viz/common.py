@@ -18,9 +18,7 @@ from torch import nn
 
 from speechconv.blocks.streaming import StreamingModule
 from speechconv.errors import ConfigError, SpeechconvError
-
-#: Front-end of a registered model built by name: 40 log-mel bands, 16 kHz, 10 ms hop, 25 ms window.
-DEFAULT_FRONTEND = {"name": "logmel", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 40}
+from speechconv.frontends import DEFAULT_FRONTEND  # the front-end of a registered model built by name
 
 
 @dataclass
