@@ -196,14 +196,19 @@ def reference_speakers(shared: Path) -> dict[str, list[str]]:
 
 
 def write_manifests(keyword: str, synth_dirs: list[Path], real: list[ManifestEntry], out: Path,
-                    max_keyword_seconds: float) -> dict[str, int]:
-    """``out/train.jsonl`` and ``out/dev.jsonl`` for one keyword; returns clip counts."""
+                    max_keyword_seconds: float, repeats: dict[Path, int] | None = None) -> dict[str, int]:
+    """``out/train.jsonl`` and ``out/dev.jsonl`` for one keyword; returns clip counts. ``repeats`` lists the
+    training clips of a corpus folder that many times (the dev split is never repeated)."""
     entries: list[ManifestEntry] = []
+    copies: dict[int, int] = {}
     for folder in synth_dirs:
-        entries += synthetic_entries(folder / "manifest.jsonl", keyword, max_keyword_seconds)
+        corpus = synthetic_entries(folder / "manifest.jsonl", keyword, max_keyword_seconds)
+        copies.update({id(e): int((repeats or {}).get(folder, 1)) for e in corpus})
+        entries += corpus
     held = held_out_speakers({e.speaker for e in entries}, DEV_SHARE)
     for entry in entries:
         entry.split = "dev" if entry.speaker in held else "train"
+    entries = [e for e in entries for _ in range(copies[id(e)] if e.split == "train" else 1)]
     entries += real
     counts = {}
     for split in ("train", "dev"):

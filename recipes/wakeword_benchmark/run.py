@@ -120,8 +120,9 @@ def stage_prepare(args) -> None:
     real = protocol.real_training_negatives(args.shared, args.work, seed=args.seed)
     for keyword in args.keywords:
         synth_dirs = [args.work / "synth" / keyword / group for group in spec["synth"]]
+        repeats = {args.work / "synth" / keyword / group: int(n) for group, n in (spec.get("repeat") or {}).items()}
         counts = protocol.write_manifests(keyword, synth_dirs, real, variant_dir(args, keyword) / "manifests",
-                                          MAX_KEYWORD_SECONDS)
+                                          MAX_KEYWORD_SECONDS, repeats)
         log(f"{args.variant}/{keyword}: {counts}")
 
 
