@@ -20,7 +20,7 @@ _WHERE = {
     "TruncatedAudio": "io",
     "audio_info": "io",
     "load_audio": "io",
-    "save_audio": "io",
+    "save_audio": "writer",
     "iter_audio_blocks": "reader",
     "iter_audio_arrays": "reader",
 }
@@ -50,9 +50,9 @@ if TYPE_CHECKING:
         TruncatedAudio,
         audio_info,
         load_audio,
-        save_audio,
     )
     from speechconv.audio.reader import iter_audio_arrays, iter_audio_blocks
+    from speechconv.audio.writer import save_audio
 
 
 __getattr__, __dir__ = lazy_names(__name__, _WHERE)
