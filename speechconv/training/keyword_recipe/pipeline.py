@@ -14,7 +14,11 @@ Stages, each re-runnable on its own (``--stage``) and each reading what the earl
 4. ``evaluate``: a stream of the held-out voices' keywords among held-out negatives over held-out
    noise, plus the held-out real negatives; FRR against false alarms per hour, the threshold for
    ``--target-fa`` false alarms per hour, a DET PNG, and the word-bracket calibration of the detector.
-5. ``package``: ``OUT/config.yaml``, ``OUT/model.safetensors`` and the model card ``OUT/README.md``.
+5. ``package``: ``OUT/config.yaml``, ``OUT/model.safetensors``, ``OUT/model.onnx`` (for the onnxruntime
+   engine) and the model card ``OUT/README.md`` (:mod:`.card`).
+
+One module for the run on purpose (about 470 lines): the stages share the run's folders, markers and
+options through :class:`KeywordRun`; the split, the card and the template live beside it.
 """
 
 from __future__ import annotations
@@ -372,6 +376,8 @@ class KeywordRun:
             spotter.detector.update(results["bracket"])
         prepare = json.loads(self.marker("prepare").read_text())
         synth = json.loads(self.marker("synth").read_text())
+        from speechconv.training.keyword_recipe.card import model_card
+
         save_pretrained(spotter, self.out, model_card(spotter, results, prepare, synth, self.o), onnx=True)
         size = sum((self.out / name).stat().st_size
                    for name in ("config.yaml", "model.safetensors", "model.onnx", "README.md"))
@@ -464,65 +470,3 @@ def _matched_peaks(stream, point, options: dict, alone: str) -> tuple[np.ndarray
             peaks.append(inside[0])
             spans.append((span.start + SYNTH_PAD_S, span.end - SYNTH_PAD_S))
     return np.array(peaks), spans
-
-
-def model_card(spotter, results: dict, prepare: dict, synth: dict, options: Options) -> str:
-    """The model card of a train-keyword model: what it was trained on and what was measured."""
-    model = spotter.model
-    chosen = results["chosen"]
-    frame_rate = spotter.sample_rate / spotter.frontend.hop_length
-    def found(p: dict | None) -> str:
-        if p is None:
-            return "not reached"
-        return f"{100 * (1 - p['frr']):.1f}% ({p['found']}/{p['keywords']}), threshold {p['threshold']:g}"
-
-    rows = "".join(f"| <= {fa} FA/h | {found(p)} |\n" for fa, p in results["frr_at"].items())
-    def counts(c: dict) -> str:
-        return ", ".join(f"{n} {label}" for label, n in c.items())
-
-    real_hours = results["real_negative_hours"]
-    fa_note = (f"{real_hours:.2f} h of your real negative recordings (held out from training) plus the synthetic "
-               "stream" if real_hours else "the synthetic stream only (no `--negatives-from` was given, so false "
-               "alarms on real speech were not measured)")
-    yours = " and yours" if options.noise_from else ""
-    blind = ("" if results.get("fa_resolvable", True) else
-             f" That is too little negative audio to measure {options.target_fa:g} false alarms per hour, so the "
-             f"threshold was kept at or above {MIN_BLIND_THRESHOLD}.")
-    return f"""# Keyword spotter: "{results['keyword']}"
-
-Trained by `speechconv train-keyword` from synthetic speech only.
-
-## Model
-- `{model.config.get('name')}`, {model.num_parameters():,} parameters, \
-{model.macs_per_second(frame_rate) / 1e6:.2f} M MACs per second of audio
-- front-end: `{spotter.frontend.config.get('name')}`, {spotter.frontend.config.get('n_mels')} channels at \
-{spotter.sample_rate} Hz
-- labels: {', '.join(spotter.labels)}
-- detector: {', '.join(f'{k}={v}' for k, v in spotter.detector.items())}
-
-## Data
-- {synth['clips']} synthetic clips from {synth['voices']} TTS voices (keyword alone and in carrier phrases;
-  confusable words and phrases as negatives).
-- Training clips: {counts(prepare['clips']['train'])}; held out (dev, never trained on):
-  {counts(prepare['clips']['dev'])} from {len(prepare['dev_speakers'])} voices.
-- Real negatives: {prepare['real_train_segments']} training segments of 2 s; {prepare['real_eval_files']} files held
-  out for false alarms. Noise: {prepare['noise_train']} training files (generated{yours}),
-  {prepare['noise_eval']} held-out files.
-
-## Measured (evaluate stage)
-Keywords of the held-out TTS voices in a stream among held-out negatives over held-out noise at
-{EVAL_SNR_DB[0]:g}-{EVAL_SNR_DB[1]:g} dB SNR; false alarms per hour over {fa_note}.
-
-| false alarms | keywords found |
-|---|---|
-{rows}
-The default threshold {chosen['threshold']:g} (smoothing over {chosen['smoothing_frames']} frame(s)) was chosen for \
-<= {options.target_fa:g} false alarms per hour: {100 * (1 - chosen['frr']):.1f}% found at \
-{chosen['fa_per_hour']:.2f} FA/h over {chosen['hours']:.2f} h.{blind}
-
-## Limits
-These numbers come from **synthetic voices**. Detectors trained from TTS alone find far fewer keywords
-spoken by real people: see `recipes/wakeword_benchmark` in the speechconv repository, which measures
-this recipe on real recordings of four other wake words. Check the model on recordings of your own users
-before you rely on it, and raise or lower the threshold with `speechconv detect --threshold`.
-"""
