@@ -373,6 +373,8 @@ def stage_report(args) -> None:
     for results in sorted((args.work / "runs").glob("*/*/eval/results.json")):
         data = json.loads(results.read_text())
         rows.setdefault(data["detector"], {})[data["keyword"]] = data
+    order = list(variants())  # the ablation's order: each row adds a lever to the one above it
+    rows = dict(sorted(rows.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
     for results in sorted((args.work / "anchors").glob("*/*.json")):
         data = json.loads(results.read_text())
         rows.setdefault(f"anchor: {data['detector']}", {})[data["keyword"]] = data
