@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from speechconv.errors import ConfigError
-from speechconv.frontends import build_frontend
-from speechconv.models.registry import build_model
-from speechconv.streaming.engine import BACKGROUND_LABELS, KeywordSpotter
+from speechconv.pretrained import build_spotter
+from speechconv.streaming.engine import BACKGROUND_LABELS
 from speechconv.training.confusion import confusion_matrix, save_confusion
 from speechconv.training.losses import clip_logits, frame_targets, max_pool_loss
 from speechconv.training.optim import configure
@@ -88,9 +87,9 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         labels = [str(label) for label in labels]
         if len(set(labels)) != len(labels) or len(labels) < 2:
             raise ConfigError(f"labels must be at least two distinct names, got {labels}")
-        front = build_frontend(dict(frontend))
-        model_config = {"in_features": front.n_features, "num_classes": len(labels), **dict(model)}
-        self.spotter = KeywordSpotter(front, build_model(model_config), labels, detector, keyword)
+        # the same builder as a saved model's (speechconv.pretrained), so both record the config alike
+        self.spotter = build_spotter({"frontend": dict(frontend), "model": dict(model), "labels": labels,
+                                      "detector": detector, "keyword": keyword}, "model")
         background = [b for b in labels if b.lower() in BACKGROUND_LABELS] if background is None else background
         unknown = sorted(set(background) - set(labels))
         if unknown:
