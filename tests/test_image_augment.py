@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from speechconv.data.image_augment import SeedImageAugment, affine_matrix, warp_affine
+from speechconv.vision.augment import RandomAffineWarp, affine_matrix, warp_affine
 
 IDENTITY = {
     "rotation_deg": 0.0,
@@ -21,7 +21,7 @@ N_DRAWS = 2000
 
 @pytest.fixture(scope="module")
 def draws():
-    aug = SeedImageAugment()
+    aug = RandomAffineWarp()
     g = torch.Generator().manual_seed(0)
     return [aug.sample_params(g) for _ in range(N_DRAWS)]
 
@@ -65,7 +65,7 @@ def test_flip_rate(draws):
 
 
 def test_identity_params_give_identity():
-    aug = SeedImageAugment()
+    aug = RandomAffineWarp()
     img = torch.rand(3, 21, 34)
     assert torch.allclose(aug(img, params=IDENTITY), img, atol=1e-5)
     gray = torch.rand(16, 16)
@@ -75,7 +75,7 @@ def test_identity_params_give_identity():
 def test_matches_torchvision_affine_without_stretch_and_flip():
     img = torch.rand(3, 31, 40)
     params = dict(IDENTITY, rotation_deg=37.0, translate_px=(3.5, -2.25), scale=1.2, shear_deg=12.0)
-    ours = SeedImageAugment()(img, params=params)
+    ours = RandomAffineWarp()(img, params=params)
     ref = TF.affine(
         img,
         angle=37.0,
@@ -88,7 +88,7 @@ def test_matches_torchvision_affine_without_stretch_and_flip():
 
 
 def test_exact_pixel_warps():
-    aug = SeedImageAugment()
+    aug = RandomAffineWarp()
     img = torch.rand(2, 12, 12)
     assert torch.allclose(aug(img, params=dict(IDENTITY, flip=True)), img.flip(-1), atol=1e-5)
     # rotation is clockwise on screen (y points down), as in torchvision's affine
@@ -111,7 +111,7 @@ def test_stretch_scales_second_moments():
         return float((w * xx**2).sum()), float((w * yy**2).sum())
 
     vx, vy = moments(blob)
-    out = SeedImageAugment()(blob, params=dict(IDENTITY, stretch=1.3))
+    out = RandomAffineWarp()(blob, params=dict(IDENTITY, stretch=1.3))
     sx, sy = moments(out)
     # bilinear interpolation adds 1/6 px^2 of blur; compare with it taken into account
     assert sx == pytest.approx(vx * 1.3 + 1 / 6, rel=0.02)
@@ -134,7 +134,7 @@ def test_affine_matrix_composition():
 
 
 def test_seeded_and_batched_calls():
-    aug = SeedImageAugment()
+    aug = RandomAffineWarp()
     img = torch.rand(3, 24, 24)
     a = aug(img, torch.Generator().manual_seed(4))
     b = aug(img, torch.Generator().manual_seed(4))
@@ -148,9 +148,9 @@ def test_seeded_and_batched_calls():
 
 def test_uint8_images_and_fill():
     img = torch.randint(0, 256, (1, 10, 10), dtype=torch.uint8)
-    out = SeedImageAugment()(img, params=IDENTITY)
+    out = RandomAffineWarp()(img, params=IDENTITY)
     assert out.dtype == torch.uint8 and torch.equal(out, img)
-    filled = SeedImageAugment(fill=0.5)(
+    filled = RandomAffineWarp(fill=0.5)(
         torch.zeros(1, 10, 10), params=dict(IDENTITY, translate_px=(5.0, 0.0))
     )
     assert torch.allclose(filled[..., :5], torch.full((1, 10, 5), 0.5)) and filled[..., 5:].abs().max() == 0
@@ -158,6 +158,6 @@ def test_uint8_images_and_fill():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="unknown image augmentation params"):
-        SeedImageAugment()(torch.rand(4, 4), params={"angle": 3.0})
+        RandomAffineWarp()(torch.rand(4, 4), params={"angle": 3.0})
     with pytest.raises(ValueError, match="image tensor"):
         warp_affine(torch.rand(4), torch.eye(3))

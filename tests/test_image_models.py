@@ -11,9 +11,9 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 
 from speechconv.blocks import functional as SF
-from speechconv.blocks.spatial import GlobalAvgPool, Pool2d, ZeroPad2d, padded_conv2d, pool_output_size
 from speechconv.models import build_model, get_entry
 from speechconv.summary import summarize
+from speechconv.vision.blocks.spatial import GlobalAvgPool, Pool2d, ZeroPad2d, padded_conv2d, pool_output_size
 
 lin, bn = SF.linear_params, SF.batch_norm_params
 

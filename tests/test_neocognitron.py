@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from speechconv.blocks.hebbian import extract_patches, hebbian_wta_update, winner_mask
-from speechconv.blocks.neocognitron import CLayer, SLayer
 from speechconv.errors import ConfigError
 from speechconv.models import build_model
-from speechconv.models.neocognitron import Neocognitron
 from speechconv.summary import summarize
+from speechconv.vision.blocks.hebbian import extract_patches, hebbian_wta_update, winner_mask
+from speechconv.vision.blocks.neocognitron import CLayer, SLayer
+from speechconv.vision.models.neocognitron import Neocognitron
 
 # Input 3x3, kernel 2x2 'valid' -> 2x2 positions. Patches (row-major kernel order):
 #   (0,0): [1,0,0,1]   (0,1): [0,2,1,0]   (1,0): [0,1,3,0]   (1,1): [1,0,0,1]

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from speechconv.data.readers import read_mnist
 from speechconv.errors import SpeechconvError
-from speechconv.models.neocognitron import Neocognitron
+from speechconv.vision.models.neocognitron import Neocognitron
 
 
 def parse_args(argv=None) -> argparse.Namespace:

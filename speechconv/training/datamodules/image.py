@@ -53,9 +53,9 @@ def _image_augment(augment: bool | dict | None):
     """``True`` = the random affine preset with its default ranges; a dict = the preset with those ranges."""
     if not augment:
         return None
-    from speechconv.data.image_augment import SeedImageAugment
+    from speechconv.vision.augment import RandomAffineWarp
 
-    return SeedImageAugment() if augment is True else SeedImageAugment(**augment)
+    return RandomAffineWarp() if augment is True else RandomAffineWarp(**augment)
 
 
 class MNISTDataModule(_LoaderMixin, pl.LightningDataModule):
@@ -65,7 +65,7 @@ class MNISTDataModule(_LoaderMixin, pl.LightningDataModule):
     Nothing is downloaded: ``data_dir`` must hold the four IDX files (plain or gzipped).
     ``augment``: False, True (a random affine warp per image: rotation, shift, scale, flip, shear, stretch,
     with default ranges) or a dict of
-    :class:`~speechconv.data.image_augment.SeedImageAugment` ranges.
+    :class:`~speechconv.vision.augment.RandomAffineWarp` ranges.
     """
 
     def __init__(self, data_dir: str = "runs/mnist/data", batch_size: int = 128,

@@ -8,8 +8,8 @@ pooling instead of trainable subsampling, every C3 map sees all S2 maps, and a l
 from __future__ import annotations
 
 from speechconv.blocks import ConvPool2d, Dense, StreamingSequential
-from speechconv.models.image_base import ImageModel
 from speechconv.models.registry import register_model
+from speechconv.vision.models.image_base import ImageModel
 
 
 class LeNet5(ImageModel):

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from speechconv.blocks import Dense, StreamingSequential
-from speechconv.blocks.spatial import LocalResponseNorm, Pool2d, padded_conv2d
-from speechconv.models.image_base import ImageModel
 from speechconv.models.registry import register_model
+from speechconv.vision.blocks.spatial import LocalResponseNorm, Pool2d, padded_conv2d
+from speechconv.vision.models.image_base import ImageModel
 
 
 class ConvSpec(NamedTuple):

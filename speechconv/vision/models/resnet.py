@@ -16,10 +16,10 @@ from typing import Sequence
 from torch import nn
 
 from speechconv.blocks import ConvPool2d, Dense, Residual, StreamingSequential
-from speechconv.blocks.spatial import GlobalAvgPool, Pool2d
 from speechconv.errors import ConfigError
-from speechconv.models.image_base import ImageModel
 from speechconv.models.registry import register_model
+from speechconv.vision.blocks.spatial import GlobalAvgPool, Pool2d
+from speechconv.vision.models.image_base import ImageModel
 
 
 def conv_bn(in_channels: int, out_channels: int, kernel: int, stride: int = 1, activation: str | None = "relu"):

@@ -11,10 +11,10 @@ from typing import Sequence
 from torch import nn
 
 from speechconv.blocks import ConvPool2d, Dense, StreamingSequential
-from speechconv.blocks.spatial import AdaptiveAvgPool2d
 from speechconv.errors import ConfigError
-from speechconv.models.image_base import ImageModel
 from speechconv.models.registry import register_model
+from speechconv.vision.blocks.spatial import AdaptiveAvgPool2d
+from speechconv.vision.models.image_base import ImageModel
 
 # Channel counts of the 3x3 convolutions; "M" closes a stack with 2x2/2 max pooling (paper Table 1).
 CONFIGS: dict[str, list[int | str]] = {

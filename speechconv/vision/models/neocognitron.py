@@ -1,7 +1,7 @@
 """Neocognitron (Fukushima 1980) with a supervised read-out.
 
 Learned S-layers and fixed C-layers alternate (S1 C1 S2 C2 ...). The S-planes are learned layer by layer
-without labels by Hebbian winner-take-all (:func:`~speechconv.blocks.hebbian.hebbian_wta_update`); the
+without labels by Hebbian winner-take-all (:func:`~speechconv.vision.blocks.hebbian.hebbian_wta_update`); the
 C-planes pool with a max and an inhibitory bias and never change. On top, a linear classifier on the top
 C-layer ("supervised neocognitron") is trained with gradients on frozen features
 (``recipes/neocognitron/train.py``).
@@ -14,10 +14,10 @@ from typing import Callable, Sequence
 import torch
 
 from speechconv.blocks import Dense, StreamingSequential
-from speechconv.blocks.neocognitron import CLayer, SLayer
 from speechconv.errors import ConfigError
-from speechconv.models.image_base import ImageModel
 from speechconv.models.registry import register_model
+from speechconv.vision.blocks.neocognitron import CLayer, SLayer
+from speechconv.vision.models.image_base import ImageModel
 
 
 class Neocognitron(ImageModel):

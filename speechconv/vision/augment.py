@@ -89,7 +89,7 @@ def warp_affine(img: Tensor, matrix: Tensor, interpolation: str = "bilinear", fi
     return out.to(img.dtype).reshape(*lead, h, w)
 
 
-class SeedImageAugment(nn.Module):
+class RandomAffineWarp(nn.Module):
     """Random rotation, translation, rescaling, flip, shear and stretch as one affine warp.
 
     Call on a ``(C, H, W)`` or ``(H, W)`` tensor (any leading dims share one draw). Pass a

@@ -18,9 +18,9 @@ from typing import NamedTuple, Sequence
 from torch import nn
 
 from speechconv.blocks import ConvPool2d, Dense, Parallel, StreamingSequential
-from speechconv.blocks.spatial import GlobalAvgPool, Pool2d
-from speechconv.models.image_base import ImageModel
 from speechconv.models.registry import register_model
+from speechconv.vision.blocks.spatial import GlobalAvgPool, Pool2d
+from speechconv.vision.models.image_base import ImageModel
 
 BN_EPS = 1e-3
 

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from speechconv.blocks import functional as SF
 from speechconv.blocks.conv import ConvPool2d
 from speechconv.blocks.fft import direct_conv
-from speechconv.blocks.hebbian import extract_patches, hebbian_wta_update, winner_mask
 from speechconv.blocks.streaming import Cache, StreamingModule
 from speechconv.errors import ConfigError
+from speechconv.vision.blocks.hebbian import extract_patches, hebbian_wta_update, winner_mask
 
 
 class SLayer(StreamingModule):
