@@ -17,6 +17,7 @@ from speechconv.frontends.logmel import LogMel
 from speechconv.frontends.mfcc import MFCC
 from speechconv.frontends.normalization import FeatureNormalizer
 from speechconv.frontends.pcen import PCEN
+from speechconv.registry import accepted_options, check_options, lookup, split_config
 
 FRONTENDS: dict[str, type[SpectrogramFrontend]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN}
 #: The front-end of a model built by name (viz, feature statistics): 40 log-mels, 25 ms / 10 ms at 16 kHz.
@@ -24,29 +25,15 @@ DEFAULT_FRONTEND: dict[str, Any] = {"name": "logmel", "sample_rate": 16000, "n_f
                                     "n_mels": 40}
 
 
-def frontend_options(cls: type) -> set[str]:
-    """Option names of a front-end class: its own, plus the common spectrogram options of
-    :class:`SpectrogramFrontend` that it takes as ``**spectrogram``."""
-    own = inspect.signature(cls.__init__).parameters
-    names = {n for n, p in own.items() if n != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD}
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in own.values()):
-        names |= set(inspect.signature(SpectrogramFrontend.__init__).parameters) - {"self", "n_features"}
-    return names
-
-
 def build_frontend(config: dict[str, Any]) -> nn.Module:
-    """Build a front-end from ``{"name": <one of FRONTENDS>, **constructor options}``."""
+    """Build a front-end from ``{"name": <one of FRONTENDS>, **constructor options}``; the common spectrogram
+    options of :class:`SpectrogramFrontend` are accepted by every front-end."""
     if not isinstance(config, dict):
         raise ConfigError(f"frontend config must be a mapping, got {type(config).__name__}")
-    options = dict(config)
-    name = options.pop("name", None)
-    if name not in FRONTENDS:
-        raise ConfigError(f"unknown frontend {name!r}; choose one of {sorted(FRONTENDS)}")
-    cls = FRONTENDS[name]
-    accepted = frontend_options(cls)
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        raise ConfigError(f"frontend {name!r}: unknown option(s) {unknown}; accepted: {sorted(accepted)}")
+    name, options = split_config(config, "frontend")
+    cls = lookup(FRONTENDS, name, "frontend", "choose one of")
+    common = set(inspect.signature(SpectrogramFrontend.__init__).parameters) - {"self", "n_features"}
+    check_options(options, accepted_options(cls.__init__, common), "frontend", name)
     return cls(**options)
 
 

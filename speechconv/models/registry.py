@@ -9,6 +9,7 @@ import yaml
 from torch import nn
 
 from speechconv.errors import ConfigError
+from speechconv.registry import accepted_options, check_options, lookup, split_config
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,14 @@ def register_model(name: str, task: str, input_shape: tuple[int, ...]):
 
 def get_entry(name: str) -> ModelEntry:
     _load_all()
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; `speechconv models` lists them: {', '.join(sorted(MODELS))}")
-    return MODELS[name]
+    return lookup(MODELS, name, "model", "`speechconv models` lists them")
 
 
 def build_model(config: str | dict[str, Any]) -> nn.Module:
     """Build from a name, or a dict ``{"name": NAME, **kwargs}`` (``_target_``-free, YAML-friendly)."""
-    if isinstance(config, str):
-        config = {"name": config}
-    config = dict(config)
-    name = config.pop("name", None)
-    if name is None:
-        raise ConfigError(f"model config needs a 'name': {config}")
+    name, config = split_config(config, "model")
     entry = get_entry(name)
+    check_options(config, accepted_options(entry.builder), "model", name)
     try:
         model = entry.builder(**config)
     except TypeError as err:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,6 +10,7 @@ from speechconv.data.augment.noise import AddNoise
 from speechconv.data.augment.ops import FormantShift, Gain, PitchShift, Reverb, SpeedPerturb, TelephoneBand, TimeShift
 from speechconv.data.specaugment import VTLP, SpecAugment
 from speechconv.errors import ConfigError
+from speechconv.registry import accepted_options, check_options, lookup, split_config
 
 AUGMENTATIONS: dict[str, type[WaveAugment]] = {
     cls.name: cls
@@ -20,20 +20,10 @@ FEATURE_AUGMENTATIONS: dict[str, type] = {"specaugment": SpecAugment, "vtlp": VT
 
 
 def _build_op(spec: Mapping[str, Any], registry: Mapping[str, type], defaults: Mapping[str, Any]):
-    if not isinstance(spec, Mapping) or "name" not in spec:
-        raise ConfigError(f"augmentation entry must be a mapping with a 'name' key, got {spec!r}")
-    name = spec["name"]
-    if name not in registry:
-        raise ConfigError(f"unknown augmentation {name!r}; known: {', '.join(sorted(registry))}")
-    cls = registry[name]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"augmentation {name!r}: unknown option(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(sorted(accepted))}"
-        )
+    name, kwargs = split_config(spec, "augmentation")
+    cls = lookup(registry, name, "augmentation")
+    accepted = accepted_options(cls.__init__) or set()
+    check_options(kwargs, accepted, "augmentation", name)
     for key, value in defaults.items():
         if key in accepted:
             kwargs.setdefault(key, value)
