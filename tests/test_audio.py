@@ -461,3 +461,23 @@ def test_find_audio_files_expands_folders_sorted_and_keeps_the_rest(tmp_path):
     ]
     assert find_audio_files(str(root / "b")) == [j(root, "b", "1.FLAC"), j(root, "b", "2.wav")]
     assert set(AUDIO_EXTENSIONS) >= {".wav", ".flac", ".ogg", ".mp3", ".opus"}
+
+
+def test_active_span_is_the_one_activity_rule():
+    """Trimming, the end of speech in a clip and the active power of an SNR reference share one rule."""
+    from speechconv.audio.activity import active_power, active_span
+    from speechconv.data.augment import signal_power
+    from speechconv.data.synth import trim_silence
+    from speechconv.training.datamodules import speech_end
+
+    rate = 16000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate // 2) / rate)
+    audio = np.concatenate([np.zeros(rate // 4), tone, 1e-4 * np.ones(rate // 4)]).astype(np.float32)
+    assert active_span(audio, rate) == (rate // 4, rate // 4 + rate // 2)  # the 1e-4 tail is 70 dB down
+    assert active_span(np.zeros(rate, np.float32), rate) is None
+    assert len(trim_silence(audio, rate, pad_s=0.0)) == rate // 2
+    assert speech_end(torch.from_numpy(audio), rate) == rate // 4 + rate // 2
+    expected = float(np.mean(tone.astype(np.float64) ** 2))
+    # 20 ms frames: the two that straddle the tone's edges count too (within 30 dB), so a little below
+    assert active_power(audio, rate) == pytest.approx(expected, rel=0.05)
+    assert signal_power(torch.from_numpy(audio), "active", rate) == active_power(audio, rate)

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from speechconv.audio.activity import active_span
 from speechconv.data.confusables import COMMON_PHRASES, confusable_words, load_word_list
 from speechconv.data.manifest import ManifestEntry, write_manifest
 from speechconv.data.tts import (
@@ -76,21 +77,15 @@ def trim_silence(
     frame_s: float = 0.01,
     pad_s: float = 0.05,
 ) -> np.ndarray:
-    """Cut leading/trailing frames quieter than ``threshold_db`` below the loudest one; keep ``pad_s``."""
-    frame = max(1, int(round(frame_s * sample_rate)))
-    n_frames = len(audio) // frame
-    if n_frames == 0:
+    """Cut leading/trailing frames quieter than ``threshold_db`` below the loudest one; keep ``pad_s``
+    (:func:`speechconv.audio.activity.active_span`). Silence gives an empty array."""
+    if len(audio) < max(1, int(round(frame_s * sample_rate))):
         return audio
-    frames = audio[: n_frames * frame].reshape(n_frames, frame).astype(np.float64)
-    rms = np.sqrt(np.mean(frames**2, axis=1))
-    peak = rms.max()
-    if peak <= 0:
+    span = active_span(audio, sample_rate, threshold_db, frame_s)
+    if span is None:
         return audio[:0]
-    loud = np.flatnonzero(rms >= peak * 10 ** (threshold_db / 20))
     pad = int(round(pad_s * sample_rate))
-    start = max(0, loud[0] * frame - pad)
-    end = min(len(audio), (loud[-1] + 1) * frame + pad)
-    return audio[start:end]
+    return audio[max(0, span[0] - pad):min(len(audio), span[1] + pad)]
 
 
 def _keyword_free(text: str, keyword: str) -> bool:

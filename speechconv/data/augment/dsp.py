@@ -9,6 +9,8 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
+from speechconv.audio.activity import active_power
+
 
 def _ratio(value: float, max_denominator: int) -> Fraction:
     """Rational approximation of a resampling ratio (keeps torchaudio's polyphase kernel small)."""
@@ -55,14 +57,7 @@ def signal_power(
         return float(x.pow(2).mean())
     if mode != "active":
         raise ValueError(f"signal_power: mode must be 'clip' or 'active', got {mode!r}")
-    frame = max(1, int(0.02 * sample_rate))
-    n_frames = max(1, x.shape[-1] // frame)
-    frames = _fit_length(x, n_frames * frame).reshape(x.shape[0], n_frames, frame)
-    energy = frames.pow(2).mean(dim=(0, 2))
-    if float(energy.max()) == 0.0:
-        return 0.0
-    active = energy >= energy.max() * 10.0 ** (-threshold_db / 10.0)
-    return float(energy[active].mean())
+    return active_power(x.cpu().numpy(), sample_rate, -threshold_db)
 
 
 def mix_at_snr(signal: Tensor, noise: Tensor, snr_db: float, signal_pow: float | None = None) -> Tensor:

@@ -9,20 +9,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from speechconv.audio.activity import active_span
 from speechconv.data.augment import build_augment, make_generator
 from speechconv.errors import ConfigError
 from speechconv.training.datamodules.loaders import _LoaderMixin, _split_key
 
 
 def speech_end(wave: torch.Tensor, sample_rate: int, threshold_db: float = -40.0, frame_s: float = 0.01) -> int:
-    """Sample index where the last 10 ms frame within ``threshold_db`` of the loudest frame ends."""
-    frame = max(1, int(frame_s * sample_rate))
-    n = len(wave) // frame
-    if n == 0:
-        return len(wave)
-    energy = wave[: n * frame].reshape(n, frame).pow(2).mean(dim=1)
-    loud = (10 * torch.log10(energy / energy.max().clamp_min(1e-12) + 1e-12) > threshold_db).nonzero()
-    return int(loud[-1]) * frame + frame if len(loud) else len(wave)
+    """Sample index where the last 10 ms frame within ``threshold_db`` of the loudest frame ends (the clip's
+    length when it is silent or shorter than a frame; :func:`speechconv.audio.activity.active_span`)."""
+    span = active_span(wave.detach().cpu().numpy(), sample_rate, threshold_db, frame_s)
+    return len(wave) if span is None else span[1]
 
 
 def place_clip(wave: torch.Tensor, length: int, event: tuple[int, int], generator: torch.Generator | None,
