@@ -20,6 +20,7 @@ _WHERE = {
     "TruncatedAudio": "io",
     "audio_info": "io",
     "load_audio": "io",
+    "load_audio_array": "io",
     "save_audio": "writer",
     "iter_audio_blocks": "reader",
     "iter_audio_arrays": "reader",
@@ -37,6 +38,7 @@ __all__ = [
     "iter_audio_arrays",
     "iter_audio_blocks",
     "load_audio",
+    "load_audio_array",
     "save_audio",
 ]
 
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
         TruncatedAudio,
         audio_info,
         load_audio,
+        load_audio_array,
     )
     from speechconv.audio.reader import iter_audio_arrays, iter_audio_blocks
     from speechconv.audio.writer import save_audio

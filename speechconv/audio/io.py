@@ -367,7 +367,15 @@ def audio_info(path: AudioSource) -> AudioInfo:
 
 
 def load_audio(path: AudioSource, sample_rate: int | None = None) -> tuple[torch.Tensor, int]:
-    """Load a whole file as a mono float32 1-D tensor in [-1, 1].
+    """:func:`load_audio_array` as a torch tensor (sharing its memory)."""
+    import torch
+
+    wave, rate = load_audio_array(path, sample_rate)
+    return torch.from_numpy(wave), rate
+
+
+def load_audio_array(path: AudioSource, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Load a whole file as a mono float32 1-D numpy array in [-1, 1].
 
     Parameters
     ----------
@@ -379,8 +387,6 @@ def load_audio(path: AudioSource, sample_rate: int | None = None) -> tuple[torch
     (wave, rate) where ``rate == sample_rate`` when given. Samples beyond full scale (float files,
     resampling overshoot) are clipped to [-1, 1].
     """
-    import torch
-
     if sample_rate is not None:
         sample_rate = check_sample_rate(sample_rate)
     with open_audio(path) as (name, f):
@@ -394,5 +400,4 @@ def load_audio(path: AudioSource, sample_rate: int | None = None) -> tuple[torch
         raise AudioError(name, "no audio samples could be decoded")
     check_finite(name, mono, rate)
     target = rate if sample_rate is None else sample_rate
-    wave = clip_unit(resample_all(mono, rate, target))
-    return torch.from_numpy(wave), target
+    return clip_unit(resample_all(mono, rate, target)), target

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 from speechconv.data.manifest import ManifestEntry, atomic_write_text
 from speechconv.errors import SpeechconvError
@@ -30,15 +29,13 @@ class EvalStreamError(SpeechconvError):
 
 
 def load_mono(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """Read ``path`` as float32 mono at ``sample_rate``."""
+    """Read ``path`` as float32 mono at ``sample_rate`` (:func:`speechconv.audio.load_audio_array`)."""
+    from speechconv.audio import AudioError, load_audio_array
+
     try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError) as err:
-        raise EvalStreamError(f"{path}: cannot read audio ({err})") from None
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
-    return audio
+        return load_audio_array(str(path), sample_rate)[0]
+    except AudioError as err:
+        raise EvalStreamError(str(err)) from None
 
 
 def mean_power(x: np.ndarray) -> float:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from speechconv.audio.activity import active_span
+from speechconv.audio.io import load_audio_array
+from speechconv.audio.writer import save_audio
 from speechconv.data.confusables import COMMON_PHRASES, confusable_words, load_word_list
 from speechconv.data.manifest import ManifestEntry, write_manifest
 from speechconv.data.tts import (
@@ -157,19 +157,13 @@ def _clip_path(plan: ClipPlan) -> str:
 
 def _finish_clip(raw_path: str, out_path: Path, plan: ClipPlan, sample_rate: int) -> float:
     """Resample, trim, set level and write ``out_path`` atomically; returns the duration in seconds."""
-    audio, rate = sf.read(raw_path, dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if rate != sample_rate:
-        audio = soxr.resample(audio, rate, sample_rate, quality="HQ").astype(np.float32)
-    audio = trim_silence(audio, sample_rate)
+    audio = trim_silence(load_audio_array(raw_path, sample_rate)[0], sample_rate)
     peak = float(np.max(np.abs(audio))) if audio.size else 0.0
     if peak <= 0:
         raise SpeechconvError(f"{plan.engine}/{plan.voice} produced silence for {plan.text!r}")
     audio = audio * (10 ** (plan.params["level_dbfs"] / 20) / peak)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.wav")
-    sf.write(tmp, audio, sample_rate, subtype="PCM_16")
-    os.replace(tmp, out_path)
+    save_audio(out_path, audio, sample_rate)  # 16-bit PCM, written atomically
     return len(audio) / sample_rate
 
 
