@@ -19,7 +19,7 @@ from speechconv.errors import ConfigError
 from speechconv.pretrained import build_spotter
 from speechconv.streaming.engine import BACKGROUND_LABELS
 from speechconv.training.confusion import confusion_matrix, save_confusion
-from speechconv.training.losses import clip_logits, frame_targets, max_pool_loss
+from speechconv.training.losses import clip_logits, frame_cross_entropy, frame_targets, max_pool_loss
 from speechconv.training.optim import configure
 from speechconv.training.state import RngCheckpointMixin
 
@@ -141,7 +141,7 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
                                     self.background[0], tolerance)
             is_background = torch.isin(labels, torch.as_tensor(self.background, device=labels.device))
             targets[is_background] = labels[is_background, None]
-            return F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing)
+            return frame_cross_entropy(logits, targets, self.label_smoothing)
         smoothing = self.label_smoothing if self.training else 0.0
         return F.cross_entropy(clip_logits(logits, self.clip_pool), labels, label_smoothing=smoothing)
 

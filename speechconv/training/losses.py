@@ -77,9 +77,10 @@ def max_pool_loss(logits: torch.Tensor, targets: torch.Tensor, background: Seque
     return per_clip.mean()
 
 
-def frame_cross_entropy(logits: torch.Tensor, frame_targets: torch.Tensor) -> torch.Tensor:
+def frame_cross_entropy(logits: torch.Tensor, frame_targets: torch.Tensor,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy over frames with a target (``frame_targets`` (B, T), ``-100`` = ignore)."""
-    return F.cross_entropy(logits, frame_targets, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits, frame_targets, ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
 
 
 def frame_targets(labels: torch.Tensor, start: torch.Tensor, end: torch.Tensor, frame_times: torch.Tensor,
