@@ -23,7 +23,6 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,7 +31,7 @@ BENCHMARK = REPO / "recipes" / "wakeword_benchmark"
 sys.path.insert(0, str(BENCHMARK))  # the benchmark's data protocol: which real speakers train and which test
 import protocol  # noqa: E402
 
-from speechconv.training.recipe_tools import link_folder  # noqa: E402
+from speechconv.training.recipe_tools import add_stage_arguments, chosen_stages, link_folder, run_stages  # noqa: E402
 
 STAGES = ("train", "evaluate", "package", "example")
 TARGET_FA = 0.5
@@ -164,7 +163,7 @@ def stage_example(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stages", nargs="+", choices=(*STAGES, "all"))
+    add_stage_arguments(parser, STAGES)
     parser.add_argument("--work", type=Path, default=REPO / "exp" / "hello", help="working folder")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
                         help="folder with the real data sets (wake-word-keywords, librispeech-train-clean-5, ...)")
@@ -178,12 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--example-dir", type=Path, default=REPO / "speechconv" / "pretrained" / "examples")
     args = parser.parse_args(argv)
     args.work, args.shared = args.work.resolve(), args.shared.resolve()
-    stages = list(STAGES[:-1]) if "all" in args.stages else [s for s in STAGES if s in args.stages]
-    for stage in stages:
-        start = time.perf_counter()
-        log(f"stage {stage}")
-        globals()[f"stage_{stage}"](args)
-        log(f"stage {stage} done in {time.perf_counter() - start:.0f} s")
+    run_stages(chosen_stages(parser, args, STAGES, everything=STAGES[:-1]), globals(), args, log)
     return 0
 
 

@@ -31,7 +31,14 @@ import numpy as np
 import protocol  # sibling module: the script folder is on sys.path
 import yaml
 
-from speechconv.training.recipe_tools import best_checkpoint, fit_global_stats, link_folder
+from speechconv.training.recipe_tools import (
+    add_stage_arguments,
+    best_checkpoint,
+    chosen_stages,
+    fit_global_stats,
+    link_folder,
+    run_stages,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -448,9 +455,7 @@ def _plot_report(args, rows: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stages", nargs="*", choices=(*STAGES, "all"), help="stages to run, in pipeline order")
-    parser.add_argument("--stage", choices=STAGES, help="first stage of a range (with --stop-stage)")
-    parser.add_argument("--stop-stage", choices=STAGES, help="last stage of a range")
+    add_stage_arguments(parser, STAGES)
     parser.add_argument("--work", type=Path, default=REPO / "exp" / "wwb", help="working folder (default: exp/wwb)")
     parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data",
                         help="folder with the real data sets (default: ../shared/data)")
@@ -475,21 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown keyword or synth group: {', '.join(unknown)}")
     if args.variant not in variants():
         parser.error(f"--variant {args.variant!r} is not in conf/variants.yaml ({', '.join(variants())})")
-    if args.stage or args.stop_stage:
-        first = STAGES.index(args.stage) if args.stage else 0
-        last = STAGES.index(args.stop_stage) if args.stop_stage else len(STAGES) - 1
-        stages = list(STAGES[first:last + 1])
-    elif "all" in args.stages:
-        stages = list(STAGES)
-    else:
-        stages = [s for s in STAGES if s in args.stages]
-    if not stages:
-        parser.error("name the stages to run, 'all', or --stage/--stop-stage")
-    for stage in stages:
-        start = time.perf_counter()
-        log(f"stage {stage} ({args.variant})")
-        globals()[f"stage_{stage}"](args)
-        log(f"stage {stage} done in {time.perf_counter() - start:.0f} s")
+    run_stages(chosen_stages(parser, args, STAGES), globals(), args, log, args.variant)
     return 0
 
 

@@ -109,15 +109,6 @@ class MNISTDataModule(_LoaderMixin, pl.LightningDataModule):
         if stage in (None, "test", "predict") and not hasattr(self, "test_set"):
             self.test_set = ImageTensorDataset(*self._read(train=False), self.pad_to)
 
-    def train_dataloader(self):
-        return self._train_loader(self.train_set)
-
-    def val_dataloader(self):
-        return self._eval_loader(self.val_set)
-
-    def test_dataloader(self):
-        return self._eval_loader(self.test_set)
-
 
 def synthetic_images(n: int, num_classes: int, size: int, channels: int,
                      seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,14 +144,4 @@ class SyntheticImageDataModule(_LoaderMixin, pl.LightningDataModule):
         self.val_set = ImageTensorDataset(*make(n_val, seed + 1), mean=0.5, std=0.5)
         self.test_set = ImageTensorDataset(*make(n_test, seed + 2), mean=0.5, std=0.5)
 
-    def train_dataloader(self):
-        return self._train_loader(self.train_set)
 
-    def val_dataloader(self):
-        return self._eval_loader(self.val_set)
-
-    def test_dataloader(self):
-        return self._eval_loader(self.test_set)
-
-
-# ============================================================================ audio

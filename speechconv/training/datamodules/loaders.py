@@ -16,7 +16,8 @@ def _split_key(key: int | tuple[int, int]) -> tuple[int | None, int]:
 
 
 class _LoaderMixin:
-    """Shared dataloader construction for the data modules below."""
+    """What the data modules share: seeded training loaders, evaluation loaders, and the three
+    ``*_dataloader`` hooks over ``train_set``, ``val_set`` and ``test_set``."""
 
     batch_size: int
     num_workers: int
@@ -36,10 +37,18 @@ class _LoaderMixin:
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0, generator=self._generator())
 
+    def train_dataloader(self) -> DataLoader:
+        return self._train_loader(self.train_set)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_set)
+
     def _generator(self) -> torch.Generator:
         # Loaders draw their worker seeds from their own generator, never from the global one, so the
         # global RNG (dropout, SpecAugment) follows only the training steps and resumes exactly.
         return torch.Generator().manual_seed(self.seed)
 
 
-# ============================================================================ images

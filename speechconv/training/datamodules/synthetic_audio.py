@@ -80,12 +80,3 @@ class SyntheticAudioDataModule(_LoaderMixin, pl.LightningDataModule):
         self.train_set = make(n_train, seed, augment_fn)
         self.val_set = make(n_val, seed + 1)
         self.test_set = make(n_test, seed + 2)
-
-    def train_dataloader(self):
-        return self._train_loader(self.train_set)
-
-    def val_dataloader(self):
-        return self._eval_loader(self.val_set)
-
-    def test_dataloader(self):
-        return self._eval_loader(self.test_set)
