@@ -9,8 +9,6 @@ nothing here may import torch before a torch model is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from speechconv.lazy import lazy_names
 
 _WHERE = {
@@ -43,19 +41,5 @@ __all__ = [
     "moving_average",
     "run_detection",
 ]
-
-if TYPE_CHECKING:
-    from speechconv.detect.detector import (
-        DEFAULT_KEYWORD_SECONDS,
-        DEFAULT_PEAK_DELAY_SECONDS,
-        Detector,
-        Event,
-        bracket,
-        calibrate_bracket,
-        match_peaks_to_words,
-        moving_average,
-    )
-    from speechconv.detect.runner import FileResult, detect_chunks, detect_file, make_detector, run_detection
-
 
 __getattr__, __dir__ = lazy_names(__name__, _WHERE)

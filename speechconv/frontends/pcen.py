@@ -101,17 +101,8 @@ class PCEN(SpectrogramFrontend):
 
     name = "pcen"
 
-    def __init__(
-        self,
-        n_mels: int = 40,
-        alpha: float = 0.98,
-        delta: float = 2.0,
-        r: float = 0.5,
-        s: float = 0.025,
-        eps: float = 1e-6,
-        trainable: bool = True,
-        **spectrogram: Any,
-    ) -> None:
+    def __init__(self, n_mels: int = 40, alpha: float = 0.98, delta: float = 2.0, r: float = 0.5, s: float = 0.025,
+                 eps: float = 1e-6, trainable: bool = True, **spectrogram: Any) -> None:
         for label, value in (("alpha", alpha), ("delta", delta), ("r", r), ("eps", eps)):
             if not value > 0:
                 raise ConfigError(f"pcen front-end: {label} must be > 0, got {value!r}")
