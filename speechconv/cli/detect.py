@@ -94,7 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio file, folder (searched recursively), named pipe, or '-' for standard input")
     parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                        help="pretrained model: bundled name, model directory or Lightning .ckpt (default: hello)")
+                        help="pretrained model: bundled name, model directory, exported .onnx file (onnx engine) "
+                        "or Lightning .ckpt (torch engine) (default: hello)")
     parser.add_argument("--threshold", type=float, default=None, metavar="T",
                         help="score threshold in [0, 1] (default: the model's)")
     add_engine_option(parser)
