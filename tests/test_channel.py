@@ -106,3 +106,15 @@ def test_clipping_flattens_peaks_and_keeps_level():
     flat = (y.abs() > 0.999 * float(y.abs().max())).float().mean()
     assert flat > 0.5  # a sine overdriven by 12 dB is clipped for most of its period
     assert torch.allclose(Clipping().apply(x, overdrive_db=0.0), x, atol=1e-6)
+
+
+def test_codec_round_trip_at_the_range_ends():
+    """Every codec takes the highest compression level (MP3 fails near 1.0 without the clamp, which once
+    stopped a training run) and empty input."""
+    from speechconv.data.channel import available_codecs, codec_round_trip
+
+    x = (np.random.default_rng(0).standard_normal(4000) * 0.1).astype(np.float32)
+    for codec in available_codecs():
+        for quality in (0.0, 0.99999996, 1.0):
+            assert codec_round_trip(x, 16000, codec, quality).shape == x.shape
+        assert codec_round_trip(np.zeros(0, np.float32), 16000, codec).shape == (0,)
