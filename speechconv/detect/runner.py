@@ -212,8 +212,9 @@ def fix_mmap_threshold(size: int = 1 << 20) -> None:
 
 
 #: Memory one worker process needs (torch, the model, a block of audio); used to cap ``--workers``.
-#: (The onnxruntime engine needs far less; the cap is the PyTorch engine's.)
 WORKER_MEMORY_BYTES = 600 * 2**20
+#: The same for the onnxruntime engine (measured: under 100 MB for any file length).
+ONNX_WORKER_MEMORY_BYTES = 150 * 2**20
 #: ``--workers auto`` starts one worker per this much audio: starting one (importing torch, loading
 #: the model) costs a few seconds, which only pays off on long inputs.
 AUDIO_SECONDS_PER_WORKER = 1800.0
@@ -241,11 +242,15 @@ def available_memory() -> int | None:
         return None
 
 
-def worker_limit() -> tuple[int, str]:
+def worker_memory(engine: str = "torch") -> int:
+    return ONNX_WORKER_MEMORY_BYTES if engine == "onnx" else WORKER_MEMORY_BYTES
+
+
+def worker_limit(engine: str = "torch") -> tuple[int, str]:
     """The most worker processes this machine holds, and why: ``(limit, "2 CPUs, 3.1 GB available")``."""
     cpus = usable_cpus()
     memory = available_memory()
-    by_memory = cpus if memory is None else max(1, memory // WORKER_MEMORY_BYTES - 1)  # -1: this process
+    by_memory = cpus if memory is None else max(1, memory // worker_memory(engine) - 1)  # -1: this process
     memory_text = "" if memory is None else f", {memory / 1e9:.1f} GB memory available"
     return min(cpus, by_memory), f"{cpus} CPU{'s' if cpus != 1 else ''}{memory_text}"
 
@@ -276,14 +281,14 @@ def estimate_audio_seconds(paths: list[str], sample: int = 32) -> float:
     return seconds / probed_bytes * sum(size for _, size in sized)
 
 
-def choose_workers(requested: int | None, paths: list[str]) -> tuple[int, str | None]:
+def choose_workers(requested: int | None, paths: list[str], engine: str = "torch") -> tuple[int, str | None]:
     """Worker processes for ``paths``: ``requested`` (None = auto) capped by CPUs, memory and files.
 
     Returns ``(workers, message)``; ``message`` says why a requested count was lowered (else None).
     Auto uses one process for up to :data:`AUDIO_SECONDS_PER_WORKER` of audio, and one more per such amount.
     """
     pool_files = sum(1 for path in paths if path != "-")
-    limit, why = worker_limit()
+    limit, why = worker_limit(engine)
     if requested is None:
         if limit <= 1 or pool_files <= 1:
             return 1, None
@@ -291,7 +296,7 @@ def choose_workers(requested: int | None, paths: list[str]) -> tuple[int, str | 
         return max(1, min(limit, pool_files, wanted)), None
     if requested > limit:
         return limit, (f"--workers {requested} lowered to {limit} ({why}; about "
-                       f"{WORKER_MEMORY_BYTES // 2**20} MB per worker)")
+                       f"{worker_memory(engine) // 2**20} MB per worker)")
     return max(1, min(requested, pool_files)), None
 
 
