@@ -94,12 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="audio file, folder (searched recursively), named pipe, or '-' for standard input")
-    parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                        help="pretrained model: bundled name, model directory, exported .onnx file (onnx engine) "
-                        "or Lightning .ckpt (torch engine) (default: hello)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="T",
-                        help="score threshold in [0, 1] (default: the model's)")
-    add_engine_option(parser)
+    add_model_options(parser)
     parser.add_argument("--format", choices=("csv", "jsonl", "audacity"), default="csv",
                         help="output format: csv, jsonl or audacity label track, see below (default: csv)")
     parser.add_argument("--output", default=None, metavar="FILE",
@@ -121,7 +116,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def add_engine_option(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--threshold`` and ``--engine``, as detect and listen take them."""
+    parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                        help="pretrained model: bundled name, model directory, exported .onnx file (onnx engine) "
+                        "or Lightning .ckpt (torch engine) (default: hello)")
+    parser.add_argument("--threshold", type=float, default=None, metavar="T",
+                        help="score threshold in [0, 1] (default: the model's)")
     parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
                         help="torch: the PyTorch model; onnx: its exported streaming step (model.onnx) on "
                         "onnxruntime, no PyTorch needed; the same events, scores within 1e-4. auto: torch when "

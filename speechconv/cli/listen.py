@@ -28,14 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Detect the keyword live from the microphone (needs: pip install speechconv[listen]). "
         "Prints one line per detection: stream time of the peak, keyword, score. Ctrl-C stops.",
     )
-    parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                        help="pretrained model: bundled name, model directory, exported .onnx file (onnx engine) "
-                        "or Lightning .ckpt (torch engine) (default: hello)")
-    parser.add_argument("--threshold", type=float, default=None, metavar="T",
-                        help="score threshold in [0, 1] (default: the model's)")
-    from speechconv.cli.detect import add_engine_option
+    from speechconv.cli.detect import add_model_options
 
-    add_engine_option(parser)
+    add_model_options(parser)
     parser.add_argument("--device", default=None, help="input device name or index (default: the system's)")
     parser.add_argument("--block-seconds", type=float, default=0.1, metavar="S",
                         help="audio block length; detections lag by about this much (default: 0.1)")
