@@ -63,6 +63,7 @@ def stream_curve(model, wave: np.ndarray, sizes: list[int]) -> tuple[np.ndarray,
         size = sizes[len(parts) % len(sizes)]
         parts.append(stream.feed(wave[start:start + size]))
         start += size
+    parts.append(stream.finish())
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -84,6 +85,23 @@ def test_engines_agree_for_every_audio_model_and_chunking(name, frontend, tmp_pa
         assert np.abs(scores - reference).max() <= TOL, chunking
     assert onnx_model.keyword == torch_model.keyword == "hello"
     assert onnx_model.output_period == torch_model.output_period
+
+
+def test_fixed_chunk_files_give_the_same_frames(tmp_path):
+    """A step exported with a fixed chunk (``dynamic=False``, or by older versions) is fed whole chunks, and
+    the end of the stream is padded to a whole chunk: the same frames as the PyTorch engine."""
+    from speechconv.export.onnx import export_onnx
+
+    torch_model, _ = exported("tdnn", "logmel", tmp_path)
+    chunk = torch_model.spotter.samples_per_output * 3
+    export_onnx(torch_model.spotter, tmp_path / "fixed.onnx", chunk, dynamic=False)
+    onnx_model = OnnxModel(tmp_path / "fixed.onnx", threads=1)
+    wave = burst_wave(3.3)
+    reference_times, reference = stream_curve(torch_model, wave, [len(wave)])
+    stream = onnx_model.stream()
+    parts = [stream.feed(wave[i:i + 777]) for i in range(0, len(wave), 777)] + [stream.finish()]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), reference_times)
+    assert np.abs(np.concatenate([p[1] for p in parts]) - reference).max() <= TOL
 
 
 def test_pcen_over_a_long_call_is_exact(tmp_path):

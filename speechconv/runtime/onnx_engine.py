@@ -139,15 +139,16 @@ class OnnxStream:
         """End of stream: the frames completed by the samples after the last whole period (which may end
         before the period does), from one step on those samples padded with zeros; frames that would
         need the padding are dropped. The stream cannot be fed after this."""
-        period = self.model.spec.samples_per_output
+        spec = self.model.spec
+        unit = spec.samples_per_output if spec.dynamic_chunk else spec.chunk_samples  # a fixed step takes one size
         if not len(self._pending):
             return np.zeros(0), np.zeros(0, dtype=np.float32)
-        padded = np.zeros(-(-len(self._pending) // period) * period, dtype=np.float32)
+        padded = np.zeros(-(-len(self._pending) // unit) * unit, dtype=np.float32)
         padded[: len(self._pending)] = self._pending
         self._pending = np.zeros(0, dtype=np.float32)
         first = self.step.frames_done
         scores = self.step.feed(padded)[self.model.keyword_index]
-        times = self.model.spec.output_times(first, len(scores))
+        times = spec.output_times(first, len(scores))
         duration = self._samples / self.model.sample_rate
         keep = times + self.model.spec.audio_end_lag <= duration + 1e-9
         return times[keep], scores[keep]
