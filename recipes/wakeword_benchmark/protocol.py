@@ -45,6 +45,11 @@ GAP_S = (0.5, 2.0)
 DEV_SHARE = 0.15  # share of the TTS speakers of each engine family held out for dev (checkpoint choice)
 
 
+# Precise-Community not-wake-word texts that are the words spoken ("heychatterbox" is one glued word)
+PRECISE_SPELLED = frozenset({"a cheddar block", "aardvark", "blather", "cannister", "ceiling", "condition",
+                             "emergency", "flooring", "tablecloth", "warning", "wine glass", "you better talk"})
+
+
 def keyword_text(keyword: str) -> str:
     return keyword.replace("_", " ")
 
@@ -161,6 +166,21 @@ def real_training_negatives(shared: Path, work: Path, seed: int = 0) -> list[Man
     for path in train_noise:
         out += _segments(ManifestEntry(path=path, label=NEGATIVE, engine="noise", speaker=Path(path).stem),
                          work / "real" / "noise_segments")
+    return out
+
+
+def transcribed_speech(shared: Path) -> list[ManifestEntry]:
+    """Real training speech with transcripts, for the phone task: the LibriSpeech training speakers' whole
+    utterances, the FSDD training speakers' digits and the Precise-Community and custom-command words whose
+    words are known. The same speakers as :func:`real_training_negatives`; no benchmark keyword."""
+    out = [e for e in librispeech(shared) if e.speaker in LIBRISPEECH_TRAIN_SPEAKERS]
+    out += [_negative(e, "fsdd") for e in read_fsdd(shared / "fsdd") if e.speaker not in FSDD_EVAL_SPEAKERS]
+    for e in read_label_folders(shared / "custom-speech-commands" / "custom_keywords", include_noise=False):
+        if e.label != "joke":  # the joke requests are free sentences without a transcript
+            out.append(ManifestEntry(path=e.path, label=NEGATIVE, text=e.label.replace("_", " "),
+                                     engine="custom-speech-commands", speaker=e.speaker, split="train"))
+    out += [_negative(e, "precise-community") for e in read_precise_community(shared / "precise-community")
+            if e.split != "noise" and e.text and e.text.lower() in PRECISE_SPELLED]
     return out
 
 

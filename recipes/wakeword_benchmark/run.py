@@ -131,6 +131,32 @@ def stage_prepare(args) -> None:
         counts = protocol.write_manifests(keyword, synth_dirs, real, variant_dir(args, keyword) / "manifests",
                                           MAX_KEYWORD_SECONDS, repeats)
         log(f"{args.variant}/{keyword}: {counts}")
+        if spec.get("transcribed"):
+            write_transcribed(args, keyword, spec["transcribed"])
+
+
+def write_transcribed(args, keyword: str, options: dict) -> None:
+    """``manifests/transcribed.jsonl`` for the phone task: the real transcribed training speech (FSDD cut
+    to ``fsdd_per_speaker`` clips per speaker, corpora listed ``repeat`` times) and ``tts`` synthetic
+    training clips of the keyword's own training split (never a dev voice)."""
+    from speechconv.data.manifest import read_manifest, write_manifest
+
+    rng = np.random.default_rng(args.seed)
+    real = protocol.transcribed_speech(args.shared)
+    fsdd = [e for e in real if e.engine == "fsdd"]
+    keep = {id(fsdd[i]) for i in rng.permutation(len(fsdd))[: options.get("fsdd_per_speaker", 150) * 4]}
+    real = [e for e in real if e.engine != "fsdd" or id(e) in keep]
+    repeat = options.get("repeat") or {}
+    entries = [e for e in real for _ in range(int(repeat.get(e.engine, 1)))]
+    manifests = variant_dir(args, keyword) / "manifests"
+    real_engines = {e.engine for e in real} | {"noise"}
+    synthetic = [e for e in read_manifest(manifests / "train.jsonl") if e.text and e.engine not in real_engines]
+    entries += [synthetic[i] for i in rng.permutation(len(synthetic))[: options.get("tts", 1000)]]
+    write_manifest(manifests / "transcribed.jsonl", entries)
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e.engine] = counts.get(e.engine, 0) + 1
+    log(f"{args.variant}/{keyword}: transcribed utterances {counts}")
 
 
 def _set(config: dict, dotted: str, value) -> None:
@@ -146,6 +172,8 @@ def training_config(args, keyword: str) -> dict:
     text = text.replace("MANIFESTS/", f"{folder}/manifests/").replace("WORK", str(folder))
     config = yaml.safe_load(text.replace("KEYWORD", keyword))
     for dotted, value in (variants()[args.variant].get("overrides") or {}).items():
+        if isinstance(value, str) and value.startswith("MANIFESTS/"):
+            value = str(folder / "manifests" / value.removeprefix("MANIFESTS/"))
         _set(config, dotted, value)
     train_noise, _ = protocol.noise_files(args.shared)
     for op in config["data"]["init_args"]["augment"]:

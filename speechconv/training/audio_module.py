@@ -57,6 +57,10 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         See :mod:`speechconv.training.optim`; ``plateau`` monitors ``val/loss``.
     specaugment:
         Feature augmentation config (``{"name": "specaugment", ...}`` or a list), training only.
+    ctc:
+        An auxiliary phone-recognition task on the encoder (:mod:`speechconv.training.phone_task`),
+        e.g. ``{"weight": 0.5, "subframes": 3}``: training batches from a data module with a
+        ``transcribed_manifest`` add ``weight`` x the CTC loss of their utterances. Training only.
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         optimizer: dict[str, Any] | None = None,
         scheduler: dict[str, Any] | None = None,
         specaugment: dict[str, Any] | list[dict[str, Any]] | None = None,
+        ctc: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -110,6 +115,24 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
             self.feature_augment = build_feature_augment([{"name": "specaugment", **e} if "name" not in e else e
                                                           for e in entries])
         self._confusion: torch.Tensor | None = None
+        self.phone_head, self.ctc_weight, self._encoder_output = None, 0.0, None
+        if ctc:
+            self._build_phone_task(dict(ctc))
+
+    def _build_phone_task(self, ctc: dict[str, Any]) -> None:
+        from speechconv.training.phone_task import PhoneHead, output_layer
+
+        unknown = sorted(set(ctc) - {"weight", "subframes"})
+        if unknown:
+            raise ConfigError(f"ctc: unknown keys {unknown}; use weight, subframes")
+        self.ctc_weight = float(ctc.get("weight", 0.5))
+        layer = output_layer(self.spotter.model)
+        self.phone_head = PhoneHead(layer.in_channels, int(ctc.get("subframes", 3)))
+
+        def keep_input(module, inputs):
+            self._encoder_output = inputs[0]
+
+        layer.register_forward_pre_hook(keep_input)
 
     # ------------------------------------------------------------------ computation
     @property
@@ -174,7 +197,25 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        if "keyword" not in batch:
+            return self._step(batch, "train")
+        loss = self._step(batch["keyword"], "train")
+        if self.phone_head is None:
+            raise ConfigError("the data module gives transcribed utterances but the model has no ctc task")
+        phone_loss = self._phone_loss(batch["phones"])
+        self.log("train/ctc", phone_loss, prog_bar=True, on_step=True, on_epoch=True,
+                 batch_size=len(batch["phones"]["wave_lengths"]))
+        return loss + self.ctc_weight * phone_loss
+
+    def _phone_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        from speechconv.training.phone_task import ctc_phone_loss
+
+        self(batch["wave"])  # the hook keeps the encoder output
+        features, self._encoder_output = self._encoder_output, None
+        ends = self.frame_times(features.shape[-1], features.device)  # causal: frame t ends at sample ends[t]
+        frames = (ends[None, :] <= batch["wave_lengths"][:, None].to(ends)).sum(dim=1)
+        return ctc_phone_loss(self.phone_head(features), frames, batch["targets"], batch["target_lengths"],
+                              self.phone_head.subframes)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "val")

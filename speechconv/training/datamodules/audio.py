@@ -118,13 +118,19 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
     split_column:
         When set, one manifest may hold all splits: ``train_manifest`` entries with ``split`` equal to
         ``"train"`` / ``"validation"`` / ``"test"`` feed the matching loader when the other paths are null.
+    transcribed_manifest:
+        Utterances with ``text`` for an auxiliary phone-recognition task (``AudioClassifier(ctc=...)``):
+        training batches become ``{"keyword": clips, "phones": utterances}``, with
+        ``transcribed_batch_size`` whole utterances of at most ``transcribed_max_seconds`` (augmented
+        like the clips) per step.
     """
 
     def __init__(self, train_manifest: str, val_manifest: str | None = None, test_manifest: str | None = None,
                  labels: list[str] | None = None, sample_rate: int = 16000, clip_seconds: float = 1.0,
                  batch_size: int = 64, num_workers: int = 0, augment: list[dict] | dict | None = None,
                  seed: int = 0, end_margin: float = 0.1, label_map: dict[str, str] | None = None,
-                 split_column: bool = False):
+                 split_column: bool = False, transcribed_manifest: str | None = None,
+                 transcribed_batch_size: int = 8, transcribed_max_seconds: float = 16.0):
         super().__init__()
         self.save_hyperparameters()
         if not labels:
@@ -134,7 +140,10 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.augment_config, self.end_margin = augment, end_margin
         self.label_map, self.split_column = label_map, split_column
+        self.transcribed_manifest = transcribed_manifest
+        self.transcribed_batch_size, self.transcribed_max_seconds = transcribed_batch_size, transcribed_max_seconds
         self.datasets: dict[str, AudioClipDataset] = {}
+        self.transcribed = None
 
     def _entries(self, split: str) -> list:
         from speechconv.data.manifest import read_manifest
@@ -163,16 +172,42 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
                                                     self.label_map)
         return self.datasets[split]
 
+    def _transcribed(self):
+        if self.transcribed is None:
+            from speechconv.data.manifest import read_manifest
+            from speechconv.training.datamodules.transcribed import TranscribedDataset
+
+            augment = build_augment(self.augment_config, self.sample_rate) if self.augment_config else None
+            self.transcribed = TranscribedDataset(read_manifest(self.transcribed_manifest), self.sample_rate,
+                                                  self.transcribed_max_seconds, augment, self.seed + 1)
+        return self.transcribed
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self._dataset("train")
+            if self.transcribed_manifest:
+                self._transcribed()
         if stage in (None, "fit", "validate"):
             self._dataset("val")
         if stage in (None, "test"):
             self._dataset("test")
 
     def train_dataloader(self):
-        return self._train_loader(self._dataset("train"))
+        clips = self._train_loader(self._dataset("train"))
+        if not self.transcribed_manifest:
+            return clips
+        from torch.utils.data import DataLoader
+
+        from speechconv.training.datamodules.transcribed import DrawSampler, pad_utterances
+
+        trainer = getattr(self, "trainer", None)
+        epoch_fn = (lambda: trainer.current_epoch) if trainer is not None else None
+        dataset = self._transcribed()
+        sampler = DrawSampler(len(dataset), len(clips) * self.transcribed_batch_size, self.seed + 1, epoch_fn)
+        utterances = DataLoader(dataset, batch_size=self.transcribed_batch_size, sampler=sampler,
+                                collate_fn=pad_utterances, num_workers=self.num_workers,
+                                persistent_workers=self.num_workers > 0, generator=self._generator())
+        return {"keyword": clips, "phones": utterances}
 
     def val_dataloader(self):
         return self._eval_loader(self._dataset("val"))
