@@ -77,8 +77,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
 
     def hook(name, unit):
         def record(module, args, output):
-            out = output[0] if isinstance(output, tuple) else output
-            seen.append((name, unit, tuple(args[0].shape[1:]), tuple(out.shape[1:])))
+            seen.append((name, unit, tuple(args[0].shape[1:]), tuple(output.shape[1:])))
         return record
 
     handles = [unit.register_forward_hook(hook(name, unit)) for name, unit in units]

@@ -89,7 +89,7 @@ def test_registered_as_audio_model(name):
     entry = get_entry(name)
     assert entry.task == "audio" and entry.input_shape == (40, 100) and entry.description
     model = build_model(name).eval()
-    y, _ = model(torch.randn(1, 40, 100))
+    y = model(torch.randn(1, 40, 100))
     assert y.shape == (1, 2, model.output_frames(100))
 
 
@@ -124,7 +124,7 @@ def test_bad_configs_raise_config_error(config, message):
 @pytest.mark.parametrize("frames", [1, 7, 64, 101])
 def test_output_shape_follows_frame_stride(case, frames):
     model = make(case, num_classes=3)
-    y, _ = model(torch.randn(2, 40, frames))
+    y = model(torch.randn(2, 40, frames))
     # causal padding everywhere: one output per frame_stride input frames, the first at frame 0
     assert y.shape == (2, 3, model.output_frames(frames))
     assert model.output_frames(frames) == math.ceil(frames / model.frame_stride)
@@ -239,11 +239,11 @@ def test_perturbing_a_frame_changes_exactly_its_receptive_fields(case):
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(1, 40, frames, generator=gen, dtype=torch.float64)
     with torch.no_grad():
-        base = model.infer(x)
+        base = model(x)
         for j in sorted({0, 1, field.size // 2, field.size, frames // 2, frames - 2, frames - 1}):
             x2 = x.clone()
             x2[..., j] += 3.0 * torch.randn(40, generator=gen, dtype=torch.float64)
-            changed = (model.infer(x2) - base).abs().amax(dim=1)[0] > 1e-9
+            changed = (model(x2) - base).abs().amax(dim=1)[0] > 1e-9
             expected = torch.tensor([t * field.stride - j in lags for t in range(base.shape[-1])])
             in_span = torch.tensor([field.span_of(t)[0] <= j <= field.span_of(t)[1] for t in range(base.shape[-1])])
             assert torch.equal(changed, expected), f"frame {j}: {changed.nonzero().flatten().tolist()}"
@@ -257,12 +257,12 @@ def test_streaming_equals_offline(case):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 40, 150, generator=gen)
     with torch.no_grad():
-        offline = model.infer(x)
+        offline = model(x)
         for _ in range(2):
             cache, outs, start = None, [], 0
             while start < x.shape[-1]:
                 size = int(torch.randint(1, 20, (1,), generator=gen))
-                y, cache = model(x[..., start:start + size], cache)
+                y, cache = model.stream(x[..., start:start + size], cache)
                 outs.append(y)
                 start += size
             torch.testing.assert_close(torch.cat(outs, dim=-1), offline, atol=1e-5, rtol=1e-5)

@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +15,6 @@ from speechconv.blocks import (
     StreamingSequential,
     direct_conv,
     fft_conv,
-    max_pool_with_argmax,
 )
 from speechconv.blocks import functional as SF
 from speechconv.errors import ConfigError
@@ -25,10 +23,10 @@ from speechconv.errors import ConfigError
 def stream(module, x, sizes):
     outs, cache, i = [], None, 0
     for n in sizes:
-        y, cache = module(x[..., i:i + n], cache)
+        y, cache = module.stream(x[..., i:i + n], cache)
         outs.append(y)
         i += n
-    y, cache = module(x[..., i:], cache)
+    y, cache = module.stream(x[..., i:], cache)
     outs.append(y)
     return torch.cat(outs, dim=-1)
 
@@ -38,7 +36,7 @@ def stream(module, x, sizes):
 def test_conv_output_size_matches_formula(padding, k, s, d):
     block = ConvPool1d(2, 3, k, stride=s, dilation=d, padding=padding)
     for n in (9, 16, 31):
-        y = block.infer(torch.randn(1, 2, n))
+        y = block(torch.randn(1, 2, n))
         assert y.shape[-1] == SF.output_size(n, k, s, d, padding)
         assert block.output_shape((2, n)) == tuple(y.shape[1:])
 
@@ -46,7 +44,7 @@ def test_conv_output_size_matches_formula(padding, k, s, d):
 @pytest.mark.parametrize("pool", ["max", "avg", "learned", "conv1x1"])
 def test_pool_output_shapes_2d(pool):
     block = ConvPool2d(3, 4, 3, padding="valid", pool=pool, pool_size=2)
-    y = block.infer(torch.randn(2, 3, 20, 17))
+    y = block(torch.randn(2, 3, 20, 17))
     assert tuple(y.shape[1:]) == block.output_shape((3, 20, 17))
     if pool in ("max", "avg", "learned"):
         assert y.shape[-2:] == ((20 - 3 + 1) // 2, (17 - 3 + 1) // 2)
@@ -94,7 +92,7 @@ def test_fft_block_equals_direct_block(padding):
                      conv_impl="fft")
     fft.load_state_dict(direct.state_dict())
     x = torch.randn(2, 3, 21, 33)
-    a, b = direct.infer(x), fft.infer(x)
+    a, b = direct(x), fft(x)
     assert (a - b).abs().max() / a.abs().max() < 1e-4
 
 
@@ -109,7 +107,7 @@ def test_streamed_equals_offline(pool, pool_padding, impl):
         ConvPool1d(8, 6, 5, pool=pool, pool_size=3, pool_stride=2, pool_padding=pool_padding, conv_impl=impl),
     ).eval()
     x = torch.randn(2, 4, 157)
-    offline, _ = net(x)
+    offline = net(x)
     for sizes in ([1] * 157, [7, 1, 1, 30, 2], [64, 64], [3, 4, 5, 6, 7, 8, 9]):
         streamed = stream(net, x, sizes)
         assert streamed.shape == offline.shape
@@ -127,7 +125,7 @@ def test_streamed_equals_offline_random_chunks_2d(sizes, stride, kernel, dilatio
         ConvPool2d(4, 3, 3, padding=("valid", "causal"), pool="conv1x1", pool_stride=(1, 2)),
     ).eval()
     x = torch.randn(1, 1, 12, 120)
-    offline, _ = net(x)
+    offline = net(x)
     assert (stream(net, x, sizes) - offline).abs().max() <= 1e-5
 
 
@@ -137,34 +135,18 @@ def test_residual_streams_with_strided_shortcut():
                                ConvPool1d(8, 8, 9, batch_norm=True, activation=None))
     block = Residual(body, ConvPool1d(4, 8, 1, stride=2, activation=None)).eval()
     x = torch.randn(1, 4, 99)
-    offline, _ = block(x)
+    offline = block(x)
     for sizes in ([1] * 99, [5, 2, 11], [50]):
         assert (stream(block, x, sizes) - offline).abs().max() <= 1e-5
 
 
 def test_same_padding_in_time_refuses_to_stream():
     block = ConvPool1d(1, 1, 3, padding="same")
-    _, cache = block(torch.randn(1, 1, 10))
+    _, cache = block.stream(torch.randn(1, 1, 10))
     with pytest.raises(ConfigError):
-        block(torch.randn(1, 1, 10), {"conv": torch.zeros(1, 1, 2)})
+        block.stream(torch.randn(1, 1, 10), {"conv": torch.zeros(1, 1, 2)})
     with pytest.raises(ConfigError):
         ConvPool2d(1, 1, 3, padding=("causal", "causal"))
-
-
-def test_max_pool_argmax_routes_gradient():
-    torch.manual_seed(5)
-    x = torch.randn(1, 2, 6, 6, requires_grad=True)
-    block = ConvPool2d(2, 3, 3, padding="same", activation=None, pool="max", pool_size=2, return_indices=True)
-    y, _ = block(x)
-    assert block.pool_indices is not None and block.pool_indices.shape == y.shape
-    # the gradient of sum(y) wrt the pre-pool map is 1 exactly at the argmax positions
-    pre = F.conv2d(x.detach(), block.conv.weight, block.conv.bias, padding=1)  # "same" for 3x3
-    values, indices = max_pool_with_argmax(pre, (2, 2), (2, 2))
-    assert torch.equal(indices, block.pool_indices)
-    scattered = F.max_unpool2d(torch.ones_like(values), indices, 2, 2, output_size=pre.shape[-2:])
-    pre = pre.detach().requires_grad_(True)
-    F.max_pool2d(pre, 2, 2).sum().backward()
-    assert torch.equal(pre.grad, scattered)
 
 
 def test_learned_pool_is_shared_across_channels():
@@ -172,7 +154,7 @@ def test_learned_pool_is_shared_across_channels():
     block = ConvPool1d(1, 3, 1, activation=None, bias=False, pool="learned", pool_size=2, pool_hidden=3)
     with torch.no_grad():
         block.conv.weight.copy_(torch.tensor([[[1.0]], [[1.0]], [[2.0]]]))
-    y = block.infer(torch.randn(1, 1, 10))
+    y = block(torch.randn(1, 1, 10))
     # channels 0 and 1 see identical maps, so the shared pooling network gives identical outputs
     assert torch.allclose(y[0, 0], y[0, 1])
     assert not torch.allclose(y[0, 0], y[0, 2])
@@ -186,11 +168,11 @@ def test_empirical_receptive_field_matches_geometry():
     ).eval()
     field = net.receptive_field()
     x = torch.randn(1, 1, 64)
-    base, _ = net(x)
+    base = net(x)
     j = 30
     x2 = x.clone()
     x2[..., j] += 5.0
-    changed = (net(x2)[0] - base).abs().amax(dim=1)[0] > 1e-7
+    changed = (net(x2) - base).abs().amax(dim=1)[0] > 1e-7
     for t in range(base.shape[-1]):
         lo, hi = field.span_of(t)
         if changed[t]:
@@ -217,7 +199,7 @@ def test_fold_batch_norm_keeps_outputs():
             m.bias.data.uniform_(-0.5, 0.5)
     net.eval()
     x = torch.randn(2, 4, 50)
-    before = net.infer(x)
+    before = net(x)
     fold_batch_norm(net)
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in net.modules())
-    assert (net.infer(x) - before).abs().max() < 1e-5
+    assert (net(x) - before).abs().max() < 1e-5

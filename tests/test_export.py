@@ -54,7 +54,7 @@ def torch_stream(spotter: KeywordSpotter, wave: np.ndarray, chunk: int) -> np.nd
     state = spotter.init_state(1, chunk)
     out = []
     for start in range(0, len(wave) - chunk + 1, chunk):
-        posteriors, state = spotter.forward_streaming(torch.from_numpy(wave[start:start + chunk])[None], state)
+        posteriors, state = spotter.stream(torch.from_numpy(wave[start:start + chunk])[None], state)
         out.append(posteriors[0].numpy())
     return np.concatenate(out, axis=-1)
 

@@ -45,7 +45,7 @@ def stream(frontend, wave: torch.Tensor, sizes) -> tuple[torch.Tensor, list[dict
     with torch.no_grad():
         while pos < wave.shape[-1]:
             size = sizes[i % len(sizes)]
-            frames, cache = frontend.forward_streaming(wave[..., pos : pos + size], cache)
+            frames, cache = frontend.stream(wave[..., pos : pos + size], cache)
             assert frames.shape[:2] == (wave.shape[0] if wave.ndim == 2 else 1, frontend.n_features)
             outputs.append(frames)
             caches.append(cache)
@@ -166,19 +166,19 @@ def test_streaming_cache_shapes_constant_for_hop_multiples(name, hops_per_chunk)
 def test_streaming_does_not_modify_input_cache_and_checks_batch():
     frontend = PCEN()
     wave = make_signal(0.2)
-    _, cache = frontend.forward_streaming(wave[:, :1000])
+    _, cache = frontend.stream(wave[:, :1000])
     snapshot = {key: value.clone() for key, value in cache.items()}
-    frontend.forward_streaming(wave[:, 1000:2000], cache)
+    frontend.stream(wave[:, 1000:2000], cache)
     assert cache.keys() == snapshot.keys()
     assert all(torch.equal(cache[key], snapshot[key]) for key in cache)
     with pytest.raises(ValueError, match="batch"):
-        frontend.forward_streaming(wave[0, 1000:2000], cache)
+        frontend.stream(wave[0, 1000:2000], cache)
 
 
 def test_streaming_rejects_utterance_normalization():
     frontend = LogMel(normalization="utterance")
     with pytest.raises(ConfigError, match="utterance"):
-        frontend.forward_streaming(torch.zeros(1600))
+        frontend.stream(torch.zeros(1600))
 
 
 # ------------------------------------------------------------------------------------ librosa parity
@@ -428,3 +428,31 @@ def test_input_shapes_and_dtypes():
         frontend(torch.zeros(1000, dtype=torch.int16))
     with pytest.raises(ValueError, match=r"\(T,\) or \(B, T\)"):
         frontend(torch.zeros(1, 1, 1000))
+
+
+@pytest.mark.parametrize("name", ["logmel", "mfcc", "pcen"])
+def test_fast_training_numerics_stay_within_float32_of_the_exact_ones(name):
+    frontend = build_frontend({"name": name, "n_mels": 40})
+    wave = torch.stack([make_signal(1.0, seed=21)[0], make_signal(1.0, seed=22)[0]])
+    with torch.no_grad():
+        exact = frontend(wave)
+        with frontend.fast_numerics():
+            assert not frontend.exact
+            fast = frontend(wave)
+    assert frontend.exact  # restored
+    scale = exact.abs().amax()
+    assert not torch.equal(fast, exact)  # a different summation ...
+    torch.testing.assert_close(fast, exact, rtol=0, atol=2e-5 * float(scale))  # ... to float32 precision
+
+
+def test_matmul_stft_gives_the_exact_features_to_float32_precision():
+    frontend = build_frontend({"name": "logmel", "n_mels": 40})
+    wave = make_signal(1.0, seed=23)
+    exact_mel = frontend.mel_power(wave)
+    exact_stream, _ = frontend.stream(wave)
+    frontend.use_matmul_stft()
+    mel = frontend.mel_power(wave)
+    torch.testing.assert_close(mel, exact_mel, rtol=1e-4, atol=1e-6 * float(exact_mel.amax()))
+    streamed, state = frontend.stream(wave)
+    torch.testing.assert_close(streamed, exact_stream, rtol=0, atol=1e-3)
+    assert state["samples"].shape[-1] == wave.shape[-1] - (frontend.num_frames(wave.shape[-1]) * frontend.hop_length)

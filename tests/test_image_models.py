@@ -233,11 +233,11 @@ def test_pool_output_size_matches_torch(n, k, s, p, ceil):
 
 def test_padding_units_and_global_pool():
     x = torch.randn(2, 3, 9, 9)
-    padded, _ = ZeroPad2d(2)(x)
+    padded = ZeroPad2d(2)(x)
     torch.testing.assert_close(padded, F.pad(x, (2, 2, 2, 2)))
     assert SF.receptive_field(ZeroPad2d(2).geometry()).offset == -2
     kinds = [[type(u).__name__ for u in padded_conv2d(3, 4, k, p)] for k, p in [(3, 0), (3, 1), (11, 2)]]
     assert kinds == [["ConvPool2d"], ["ConvPool2d"], ["ZeroPad2d", "ConvPool2d"]]
     assert padded_conv2d(3, 4, 3, 1)[0].padding == ("same", "same")
-    torch.testing.assert_close(GlobalAvgPool()(x)[0], x.mean(dim=(2, 3)))
-    torch.testing.assert_close(Pool2d("avg", 3, 2, 1)(x)[0], F.avg_pool2d(x, 3, 2, 1))
+    torch.testing.assert_close(GlobalAvgPool()(x), x.mean(dim=(2, 3)))
+    torch.testing.assert_close(Pool2d("avg", 3, 2, 1)(x), F.avg_pool2d(x, 3, 2, 1))

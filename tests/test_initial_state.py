@@ -104,7 +104,7 @@ def test_initial_state_is_silence_and_tracks_the_weights():
     state = spotter.initial_state(2)
     assert all(v.shape[0] == 2 for v in state.values() if v.ndim >= 2)
     with torch.no_grad():  # the state after the warm-up is the state after any longer silence
-        _, longer = spotter.forward_streaming(torch.zeros(1, 3 * spotter.samples_per_output), spotter.initial_state())
+        _, longer = spotter.stream(torch.zeros(1, 3 * spotter.samples_per_output), spotter.initial_state())
     for k, v in spotter.initial_state().items():
         torch.testing.assert_close(longer[k], v, atol=1e-5, rtol=1e-5)
     with torch.no_grad():

@@ -59,7 +59,7 @@ def train_and_score(config: dict, data, epochs: int = 8) -> float:
     for _ in range(epochs):
         model.train()
         for batch in torch.randperm(len(x_train)).split(32):
-            scores, _ = model(x_train[batch])
+            scores = model(x_train[batch])
             targets = y_train[batch, None].expand(-1, scores.shape[-1])
             loss = F.cross_entropy(scores, targets)
             optimizer.zero_grad()
@@ -67,7 +67,7 @@ def train_and_score(config: dict, data, epochs: int = 8) -> float:
             optimizer.step()
     model.eval()
     with torch.no_grad():
-        scores = model.infer(x_test).log_softmax(dim=1).mean(dim=-1)
+        scores = model(x_test).log_softmax(dim=1).mean(dim=-1)
     return (scores.argmax(dim=1) == y_test).float().mean().item()
 
 

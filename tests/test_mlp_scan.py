@@ -21,7 +21,7 @@ def trained_mlp(window: int = 7, stride: int = 1, features: int = 8, steps: int 
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = torch.randn(4, features, 40)
     for _ in range(steps):
-        scores, _ = model(x)
+        scores = model(x)
         loss = F.cross_entropy(scores, torch.randint(0, 3, (4, scores.shape[-1])))
         optimizer.zero_grad()
         loss.backward()
@@ -44,8 +44,8 @@ def test_conv_scan_equals_mlp_on_every_window(window, stride):
     x = torch.randn(2, 8, 203)
     with torch.no_grad():
         reference = mlp_window_by_window(model, x, stride)
-        scanned = conv.infer(x)
-        batched = model.infer(x)
+        scanned = conv(x)
+        batched = model(x)
     assert scanned.shape == reference.shape == (2, 3, -(-203 // stride))
     torch.testing.assert_close(scanned, reference, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(batched, reference, atol=1e-5, rtol=1e-5)
@@ -55,7 +55,7 @@ def test_fft_conv_scan_equals_mlp():
     model = trained_mlp(window=31)
     x = torch.randn(1, 8, 150)
     with torch.no_grad():
-        torch.testing.assert_close(mlp_to_conv(model, conv_impl="fft").infer(x), mlp_window_by_window(model, x, 1),
+        torch.testing.assert_close(mlp_to_conv(model, conv_impl="fft")(x), mlp_window_by_window(model, x, 1),
                                    atol=1e-5, rtol=1e-5)
 
 
@@ -83,7 +83,7 @@ def test_converted_model_rebuilds_from_its_config():
     rebuilt.load_state_dict(conv.state_dict())
     x = torch.randn(1, 8, 30)
     with torch.no_grad():
-        torch.testing.assert_close(rebuilt.eval().infer(x), conv.infer(x))
+        torch.testing.assert_close(rebuilt.eval()(x), conv(x))
 
 
 @pytest.mark.parametrize("which", ["mlp", "conv"])
@@ -93,11 +93,11 @@ def test_both_forms_stream(which):
     x = torch.randn(2, 8, 90)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        offline = model.infer(x)
+        offline = model(x)
         cache, outs, start = None, [], 0
         while start < x.shape[-1]:
             size = int(torch.randint(1, 9, (1,), generator=gen))
-            y, cache = model(x[..., start:start + size], cache)
+            y, cache = model.stream(x[..., start:start + size], cache)
             outs.append(y)
             start += size
     torch.testing.assert_close(torch.cat(outs, -1), offline, atol=1e-5, rtol=1e-5)

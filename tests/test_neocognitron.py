@@ -96,7 +96,7 @@ def test_s_cell_formula():
     theta = 0.4
     layer = SLayer(2, 4, 3, selectivity=theta, padding="same")
     x = torch.rand(2, 2, 7, 7)
-    y, _ = layer(x)
+    y = layer(x)
     patches = F.unfold(F.pad(x, (1, 1, 1, 1)), 3).view(2, 18, 7, 7)
     w = layer.weight.view(4, 18)
     dot = torch.einsum("pd,bdhw->bphw", w, patches)
@@ -112,14 +112,14 @@ def test_s_cell_fires_only_above_selectivity():
     layer.weight.copy_(torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2) / math.sqrt(2))
     match = torch.tensor([[2.0, 2.0], [0.0, 0.0]]).view(1, 1, 2, 2)  # cos = 1
     partial = torch.tensor([[1.0, 0.0], [1.0, 0.0]]).view(1, 1, 2, 2)  # cos = 0.5 < 0.8
-    assert layer(match)[0].item() == pytest.approx(math.sqrt(8))  # (||x|| - 0.8 ||x||) / 0.2
-    assert layer(partial)[0].item() == 0.0
+    assert layer(match).item() == pytest.approx(math.sqrt(8))  # (||x|| - 0.8 ||x||) / 0.2
+    assert layer(partial).item() == 0.0
 
 
 def test_c_cells_are_fixed_max_minus_inhibition():
     layer = CLayer(3, pool_size=2, inhibition=0.3)
     x = torch.randn(2, 3, 6, 6)
-    y, _ = layer(x)
+    y = layer(x)
     torch.testing.assert_close(y, torch.relu(F.max_pool2d(x, 2) - 0.3))
     assert list(layer.parameters()) == []  # constants are buffers: nothing to train
     assert {"conv.weight", "conv.bias"} <= set(layer.state_dict())
@@ -163,7 +163,7 @@ def test_hebbian_learning_finds_distinct_features():
     assert cos.max(dim=1).values.min() > 0.9  # both bars are learned
     assert cos.argmax(dim=1).unique().numel() == 2  # by different planes
     # after learning, each plane responds to its own bar only
-    responses = layer(bars.unsqueeze(1))[0].flatten(1)  # (bar, plane)
+    responses = layer(bars.unsqueeze(1)).flatten(1)  # (bar, plane)
     assert responses.argmax(dim=1).tolist() == cos.argmax(dim=1).tolist()
 
 

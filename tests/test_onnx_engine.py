@@ -58,7 +58,7 @@ def exported(name: str, frontend: str, folder: Path) -> tuple[TorchModel, OnnxMo
 
 
 def stream_curve(model, wave: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    stream, start, parts = model.stream(), 0, []
+    stream, start, parts = model.open_stream(), 0, []
     while start < len(wave):
         size = sizes[len(parts) % len(sizes)]
         parts.append(stream.feed(wave[start:start + size]))
@@ -98,7 +98,7 @@ def test_fixed_chunk_files_give_the_same_frames(tmp_path):
     onnx_model = OnnxModel(tmp_path / "fixed.onnx", threads=1)
     wave = burst_wave(3.3)
     reference_times, reference = stream_curve(torch_model, wave, [len(wave)])
-    stream = onnx_model.stream()
+    stream = onnx_model.open_stream()
     parts = [stream.feed(wave[i:i + 777]) for i in range(0, len(wave), 777)] + [stream.finish()]
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), reference_times)
     assert np.abs(np.concatenate([p[1] for p in parts]) - reference).max() <= TOL

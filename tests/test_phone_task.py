@@ -143,7 +143,8 @@ def test_data_module_pairs_every_clip_batch_with_utterances(tmp_path):
     for name, data in (("train", rows), ("dev", rows), ("transcribed", transcribed)):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in data))
     data = AudioManifestDataModule(str(tmp_path / "train.jsonl"), str(tmp_path / "dev.jsonl"), labels=LABELS,
-                                   clip_seconds=1.0, batch_size=4, transcribed_manifest=str(tmp_path / "transcribed.jsonl"),
+                                   clip_seconds=1.0, batch_size=4,
+                                   transcribed_manifest=str(tmp_path / "transcribed.jsonl"),
                                    transcribed_batch_size=2, transcribed_max_seconds=2.5)
     data.setup("fit")
     assert [e.text for e in data.transcribed.entries] == ["good morning", "hello there", "seven"]  # 3 s is cut

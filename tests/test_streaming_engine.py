@@ -75,7 +75,7 @@ def stream(spotter: KeywordSpotter, wave: torch.Tensor, sizes, cycle: bool = Tru
     state, outputs, start, i = None, [], 0, 0
     while start < wave.shape[-1]:
         size = sizes[i % len(sizes)]
-        posteriors, state = spotter.forward_streaming(wave[None, start:start + size], state)
+        posteriors, state = spotter.stream(wave[None, start:start + size], state)
         outputs.append(posteriors)
         start, i = start + size, i + 1
     return torch.cat(outputs, dim=-1)
@@ -208,7 +208,7 @@ def test_init_state_has_fixed_shapes_and_means_a_silent_past(model_name):
     with torch.no_grad():
         outputs = []
         for i in range(0, len(wave), chunk):
-            posteriors, state = spotter.forward_streaming(wave[None, i:i + chunk], state)
+            posteriors, state = spotter.stream(wave[None, i:i + chunk], state)
             assert {k: v.shape for k, v in state.items()} == shapes
             outputs.append(posteriors)
         streamed = torch.cat(outputs, dim=-1)

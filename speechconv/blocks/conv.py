@@ -11,8 +11,8 @@ from torch import nn
 
 from speechconv.blocks import functional as SF
 from speechconv.blocks.fft import direct_conv, fft_conv
-from speechconv.blocks.pooling import POOL_TYPES, LearnedPool, max_pool_with_argmax, pool_values
-from speechconv.blocks.streaming import Cache, StreamingModule, take_windows
+from speechconv.blocks.pooling import POOL_TYPES, LearnedPool, pool_values
+from speechconv.blocks.streaming import State, StreamingModule, take_windows
 from speechconv.errors import ConfigError
 
 ACTIVATIONS = {
@@ -61,7 +61,6 @@ class _ConvPoolNd(StreamingModule):
         pool_stride: int | Sequence[int] | None = None,
         pool_padding: str = "valid",
         pool_hidden: int = 4,
-        return_indices: bool = False,
         conv_impl: str = "direct",
         dropout: float = 0.0,
     ):
@@ -98,8 +97,6 @@ class _ConvPoolNd(StreamingModule):
         self.pool_size = _tuple(pool_size, nd)
         self.pool_stride = _tuple(pool_stride, nd) if pool_stride is not None else self.pool_size
         self.pool_padding = pool_padding
-        self.return_indices = return_indices and pool == "max"
-        self.pool_indices: torch.Tensor | None = None
         if pool == "learned":
             self.pool = LearnedPool(nd, self.pool_size, self.pool_stride, pool_hidden)
         elif pool == "conv1x1":
@@ -162,26 +159,23 @@ class _ConvPoolNd(StreamingModule):
 
     def _pool(self, y: torch.Tensor) -> torch.Tensor:
         if self.pool_type in ("max", "avg"):
-            if self.return_indices:
-                y, self.pool_indices = max_pool_with_argmax(y, self.pool_size, self.pool_stride)
-                return y
             return pool_values(self.pool_type, y, self.pool_size, self.pool_stride)
         return self.pool(y)
 
     def _empty(self, x: torch.Tensor, channels: int, spatial: Sequence[int]) -> torch.Tensor:
         return x.new_zeros((x.shape[0], channels) + tuple(spatial[:-1]) + (0,))
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        cache = cache or {}
-        new_cache: Cache = {}
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        state = state or {}
+        new_state: State = {}
         if self.padding[-1] == "same":
-            if cache:
+            if state:
                 raise ConfigError("a block with 'same' padding on the time axis cannot stream; use 'causal'")
             y = self._convolve(x, self.pads[-1])
         else:
             span = SF.effective_kernel(self.kernel_size[-1], self.dilation[-1])
-            ready, n_out, entries = take_windows(x, cache, "conv", self.pads[-1][0], span, self.stride[-1])
-            new_cache.update(entries)
+            ready, n_out, entries = take_windows(x, state, "conv", self.pads[-1][0], span, self.stride[-1])
+            new_state.update(entries)
             if n_out:
                 y = self._convolve(ready, (0, 0))
             else:
@@ -191,11 +185,11 @@ class _ConvPoolNd(StreamingModule):
             fill = -math.inf if self.pool_type == "max" else 0.0
             span = self._pool_span()[-1]
             ready, n_out, entries = take_windows(
-                y, cache, "pool", self._pool_pad_left(), span, self.pool_stride[-1], fill
+                y, state, "pool", self._pool_pad_left(), span, self.pool_stride[-1], fill
             )
-            new_cache.update(entries)
+            new_state.update(entries)
             y = self._pool(ready) if n_out else self._empty(y, self.out_channels, self.pool_output_shape(y.shape[2:]))
-        return self.dropout(y), new_cache
+        return self.dropout(y), new_state
 
 
 class ConvPool1d(_ConvPoolNd):

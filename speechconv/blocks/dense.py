@@ -9,7 +9,7 @@ from torch import nn
 
 from speechconv.blocks import functional as SF
 from speechconv.blocks.conv import make_activation
-from speechconv.blocks.streaming import Cache, StreamingModule
+from speechconv.blocks.streaming import StreamingModule
 
 
 class Dense(StreamingModule):
@@ -25,10 +25,10 @@ class Dense(StreamingModule):
         self.activation = make_activation(activation)
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.flatten:
             x = x.flatten(1)
-        return self.dropout(self.activation(self.linear(x))), {}
+        return self.dropout(self.activation(self.linear(x)))
 
     def geometry(self) -> list[SF.AxisGeometry]:
         return []

@@ -1,4 +1,4 @@
-"""Pooling operators of the conv-pool blocks: max (with argmax positions), mean, learned, and 1x1 convolution."""
+"""Pooling operators of the conv-pool blocks: max, mean, learned, and 1x1 convolution."""
 
 from __future__ import annotations
 
@@ -11,19 +11,6 @@ from torch import nn
 from speechconv.blocks import functional as SF
 
 POOL_TYPES = ("max", "avg", "learned", "conv1x1")
-
-
-def max_pool_with_argmax(
-    x: torch.Tensor, size: Sequence[int], stride: Sequence[int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Max pooling that also returns the flat argmax position of each output within its channel.
-
-    Backpropagation through max pooling sends each output's gradient to exactly that position
-    (``F.max_unpool`` with these indices scatters it back).
-    """
-    if len(size) == 1:
-        return F.max_pool1d(x, size[0], stride[0], return_indices=True)
-    return F.max_pool2d(x, tuple(size), tuple(stride), return_indices=True)
 
 
 class LearnedPool(nn.Module):

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import torch
 
-from speechconv.blocks.streaming import Cache, StreamingModule
+from speechconv.blocks.streaming import StreamingModule
 from speechconv.errors import ConfigError
 
 
 class AddChannelAxis(StreamingModule):
     """(batch, frequency, time) features -> (batch, 1, frequency, time) single-channel images."""
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        return x.unsqueeze(1), {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (1,) + tuple(in_shape)
@@ -24,8 +24,8 @@ class AddChannelAxis(StreamingModule):
 class FlattenFrequency(StreamingModule):
     """(batch, channels, frequency, time) -> (batch, channels * frequency, time), channel-major."""
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        return x.flatten(1, 2), {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1, 2)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         channels, freq, time = in_shape
@@ -41,8 +41,8 @@ class PoolFrequency(StreamingModule):
             raise ConfigError(f"frequency pooling must be 'avg' or 'max', not {mode!r}")
         self.mode = mode
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        return (x.mean(dim=2) if self.mode == "avg" else x.amax(dim=2)), {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=2) if self.mode == "avg" else x.amax(dim=2)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         channels, _, time = in_shape

@@ -7,7 +7,7 @@ from torch import nn
 
 from speechconv.blocks.conv import make_activation
 from speechconv.blocks.functional import AxisGeometry, receptive_field
-from speechconv.blocks.streaming import Cache, StreamingModule, add_prefix, sub_cache
+from speechconv.blocks.streaming import State, StreamingModule, add_prefix, sub_state
 
 
 class Residual(StreamingModule):
@@ -37,23 +37,28 @@ class Residual(StreamingModule):
         shortcut = self.shortcut.count_macs(in_shape) if self.shortcut is not None else 0
         return self.body.count_macs(in_shape) + shortcut
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        y, body_cache = self.body(x, sub_cache(cache, "body."))
-        new_cache = add_prefix(body_cache, "body.")
-        if self.shortcut is None:
-            skip = self._align_identity(x, y, cache, new_cache)
-        else:
-            skip, short_cache = self.shortcut(x, sub_cache(cache, "shortcut."))
-            new_cache.update(add_prefix(short_cache, "shortcut."))
-        return self.activation(y + skip), new_cache
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        skip = self._align_identity(x, y, None, {}) if self.shortcut is None else self.shortcut(x)
+        return self.activation(y + skip)
 
-    def _align_identity(self, x: torch.Tensor, y: torch.Tensor, cache: Cache | None, new_cache: Cache):
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        y, body_state = self.body.stream(x, sub_state(state, "body."))
+        new_state = add_prefix(body_state, "body.")
+        if self.shortcut is None:
+            skip = self._align_identity(x, y, state, new_state)
+        else:
+            skip, short_state = self.shortcut.stream(x, sub_state(state, "shortcut."))
+            new_state.update(add_prefix(short_state, "shortcut."))
+        return self.activation(y + skip), new_state
+
+    def _align_identity(self, x: torch.Tensor, y: torch.Tensor, state: State | None, new_state: State):
         """Identity shortcut: with causal stride-1 bodies, output frames line up with the newest input frames.
-        Frames the body has not produced yet wait in the cache."""
-        pending = (cache or {}).get("identity")
+        Frames the body has not produced yet wait in the state."""
+        pending = (state or {}).get("identity")
         joined = x if pending is None else torch.cat([pending, x], dim=-1)
         n = y.shape[-1]
-        new_cache["identity"] = joined[..., n:]
+        new_state["identity"] = joined[..., n:]
         return joined[..., :n]
 
 
@@ -79,10 +84,13 @@ class Parallel(StreamingModule):
     def count_macs(self, in_shape: tuple[int, ...]) -> int:
         return sum(b.count_macs(in_shape) for b in self.branches)
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        outs, new_cache = [], {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        outs, new_state = [], {}
         for i, branch in enumerate(self.branches):
-            y, c = branch(x, sub_cache(cache, f"{i}."))
+            y, c = branch.stream(x, sub_state(state, f"{i}."))
             outs.append(y)
-            new_cache.update(add_prefix(c, f"{i}."))
-        return torch.cat(outs, dim=1), new_cache
+            new_state.update(add_prefix(c, f"{i}."))
+        return torch.cat(outs, dim=1), new_state

@@ -1,9 +1,10 @@
-"""Streaming along the last (time) axis: caches, windowing, and containers that thread caches through layers.
+"""Streaming along the last (time) axis: states, windowing, and containers that thread states through layers.
 
-Every temporal block follows one contract (as in wekws): ``forward(x, cache=None) -> (y, new_cache)``.
-``cache`` is a flat ``dict[str, Tensor]``; ``None`` or ``{}`` is the start of a stream, which is also
-offline mode. Causal left padding is the initial cache, so feeding a sequence in chunks gives exactly
-the outputs of one offline call.
+Every streamable module (blocks, models, front-ends, the spotter) follows one contract: ``forward(x) -> y``
+offline and ``stream(x, state) -> (y, new_state)`` for a stream (wekws' ``forward(x, cache)``, split so
+that offline callers get a tensor). ``state`` is a flat ``dict[str, Tensor]`` (:data:`State`); ``None``
+or ``{}`` is the start of a stream, and the input state is never modified. Causal left padding is the
+initial state, so feeding a sequence in chunks gives exactly the outputs of one offline call.
 """
 
 from __future__ import annotations
@@ -14,46 +15,47 @@ import torch
 from torch import nn
 
 from speechconv.blocks.functional import AxisGeometry, ReceptiveField, receptive_field
+from speechconv.errors import ConfigError
 
-Cache = dict[str, torch.Tensor]
+State = dict[str, torch.Tensor]
 
 
-def sub_cache(cache: Cache | None, prefix: str) -> Cache | None:
-    """Entries of ``cache`` under ``prefix`` with the prefix removed (None when there are none)."""
-    if not cache:
+def sub_state(state: State | None, prefix: str) -> State | None:
+    """Entries of ``state`` under ``prefix`` with the prefix removed (None when there are none)."""
+    if not state:
         return None
-    out = {k[len(prefix):]: v for k, v in cache.items() if k.startswith(prefix)}
+    out = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     return out or None
 
 
-def add_prefix(cache: Cache, prefix: str) -> Cache:
-    return {prefix + k: v for k, v in cache.items()}
+def add_prefix(state: State, prefix: str) -> State:
+    return {prefix + k: v for k, v in state.items()}
 
 
 def take_windows(
     x: torch.Tensor,
-    cache: Cache | None,
+    state: State | None,
     key: str,
     pad_left: int,
     span: int,
     stride: int,
     fill: float = 0.0,
-) -> tuple[torch.Tensor, int, Cache]:
+) -> tuple[torch.Tensor, int, State]:
     """Join the cached tail with new input and cut out the complete windows along the last axis.
 
     Returns ``(ready, n_out, new_entries)``: ``ready`` holds exactly the samples that ``n_out`` windows
-    of ``span`` with ``stride`` cover, and ``new_entries`` is this layer's new cache: the tail from the
+    of ``span`` with ``stride`` cover, and ``new_entries`` is this layer's new state: the tail from the
     next window on (``key``), plus, when ``stride > span``, how many future samples to skip
     (``key + "_skip"``). A missing tail is ``pad_left`` samples of ``fill`` (causal padding). When the
-    chunk length is a multiple of ``stride``, every cache entry keeps its shape from step to step.
+    chunk length is a multiple of ``stride``, every state entry keeps its shape from step to step.
     """
-    cache = cache or {}
-    tail = cache.get(key)
+    state = state or {}
+    tail = state.get(key)
     if tail is None:
         tail = x.new_full(x.shape[:-1] + (pad_left,), fill)
     skip_key = key + "_skip"
-    if stride > span and skip_key in cache:
-        skip = int(cache[skip_key].item())
+    if stride > span and skip_key in state:
+        skip = int(state[skip_key].item())
         dropped = min(skip, x.shape[-1])
         x = x[..., dropped:]
         skip -= dropped
@@ -71,7 +73,11 @@ def take_windows(
 
 
 class StreamingModule(nn.Module):
-    """Base class of blocks with the ``forward(x, cache) -> (y, new_cache)`` contract.
+    """Base class of blocks with the ``forward(x) -> y`` / ``stream(x, state) -> (y, new_state)`` contract.
+
+    A block that keeps state overrides :meth:`stream` (its offline ``forward`` is the stream's first call);
+    a block that keeps none (per-frame blocks, and blocks that see a whole input, ``streamable = False``)
+    overrides ``forward``. Containers override both, so that offline forward hooks reach every unit.
 
     Subclasses describe their geometry along the time axis (for receptive fields) and count their MACs
     from an input shape, both with the pure functions of :mod:`speechconv.blocks.functional`.
@@ -95,13 +101,20 @@ class StreamingModule(nn.Module):
     def receptive_field(self) -> ReceptiveField:
         return receptive_field(self.geometry())
 
-    def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """Offline output only (convenience for code that has no use for the cache)."""
-        return self(x)[0]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if type(self).stream is StreamingModule.stream:
+            raise NotImplementedError(f"{type(self).__name__} overrides neither forward nor stream")
+        return self.stream(x, None)[0]
+
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        if state:
+            what = "keeps no streaming state" if self.streamable else "sees its whole input and cannot stream"
+            raise ConfigError(f"{type(self).__name__} {what}; got state {sorted(state)}")
+        return self(x), {}
 
 
 class StreamingSequential(StreamingModule):
-    """Runs streaming blocks in order, each with its own slice of the cache (keys prefixed ``"i."``)."""
+    """Runs streaming blocks in order, each with its own slice of the state (keys prefixed ``"i."``)."""
 
     is_unit = False
 
@@ -122,16 +135,21 @@ class StreamingSequential(StreamingModule):
     def streamable(self) -> bool:  # type: ignore[override]
         return all(getattr(layer, "streamable", True) for layer in self.layers)
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        new_cache: Cache = {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        new_state: State = {}
         for i, layer in enumerate(self.layers):
             prefix = f"{i}."
             if isinstance(layer, StreamingModule):
-                x, c = layer(x, sub_cache(cache, prefix))
-                new_cache.update(add_prefix(c, prefix))
+                x, c = layer.stream(x, sub_state(state, prefix))
+                new_state.update(add_prefix(c, prefix))
             else:  # stateless per-frame module (activation, 1x1 layers, dropout)
                 x = layer(x)
-        return x, new_cache
+        return x, new_state
 
     def geometry(self) -> list[AxisGeometry]:
         return compose_geometry(self.layers)

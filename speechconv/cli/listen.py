@@ -87,7 +87,7 @@ def listen_stream(model, blocks: Iterable, detector, on_event: Callable) -> int:
     (and for the last one when the stream ends or is interrupted). Returns the number of detections."""
     from speechconv.detect.runner import as_model
 
-    stream = as_model(model).stream()
+    stream = as_model(model).open_stream()
     detector.reset()
     count = 0
     try:

@@ -63,7 +63,7 @@ class FileResult:
 
 def as_model(model):
     """``model`` as the engines give it: a :class:`KeywordSpotter` is wrapped for the PyTorch engine."""
-    if hasattr(model, "stream"):
+    if hasattr(model, "open_stream"):
         return model
     from speechconv.runtime.torch_engine import TorchModel
 
@@ -83,7 +83,7 @@ def detect_chunks(
 ) -> tuple[list[Event], int, Curve | None]:
     """Events of one stream of 1-D chunks (numpy arrays or tensors) through ``model`` (either engine, or
     a :class:`KeywordSpotter`); returns ``(events, samples seen, curve or None)``."""
-    stream = as_model(model).stream()
+    stream = as_model(model).open_stream()
     detector.reset()
     events: list[Event] = []
     samples = 0

@@ -12,7 +12,8 @@ from typing import Any
 from torch import nn
 
 from speechconv.errors import ConfigError
-from speechconv.frontends.base import Cache, SpectrogramFrontend, num_frames, steady_tail_length
+from speechconv.frontends.base import SpectrogramFrontend, State
+from speechconv.frontends.functional import num_frames, steady_tail_length
 from speechconv.frontends.logmel import LogMel
 from speechconv.frontends.mfcc import MFCC
 from speechconv.frontends.normalization import FeatureNormalizer
@@ -42,7 +43,7 @@ __all__ = [
     "FRONTENDS",
     "MFCC",
     "PCEN",
-    "Cache",
+    "State",
     "FeatureNormalizer",
     "LogMel",
     "SpectrogramFrontend",

@@ -12,29 +12,28 @@ Mel power
 ``torchaudio.transforms.MelScale(norm="slaney", mel_scale="slaney")``. These settings reproduce
 ``librosa.feature.melspectrogram(center=False, power=2.0)`` with librosa's defaults
 (``htk=False``, ``norm="slaney"``); the periodic torch windows equal librosa's ``fftbins=True`` ones.
-The filterbank product (and MFCC's DCT) is accumulated in float64 and rounded to float32, so a frame's
-features do not depend on how many frames are computed together (see :func:`frame_matmul`). The mel
-filterbank is banded (each band covers a few FFT bins), so it is applied as a few dense products over
-consecutive bands and only the bins they cover (:func:`band_groups`, :func:`banded_matmul`): about a
-fifth of the dense product's work, with the same float64 sums of the same nonzero terms.
+The filterbank product (and MFCC's DCT) is exact: accumulated in float64 and rounded once to float32
+(:mod:`speechconv.frontends.functional`), so a frame's features do not depend on how many frames are
+computed together. Inside :meth:`SpectrogramFrontend.fast_numerics` (the training step) a front-end uses one
+float32 product per batch instead (:func:`~speechconv.frontends.functional.fast_matmul`): cheaper, and
+equal to float32 precision (``tests/test_frontends.py`` bounds it).
 
 Streaming
 ---------
-``forward_streaming(chunk, cache)`` keeps the samples that do not yet complete a frame in
-``cache["samples"]`` (``(B, L)``, ``0 <= L < n_fft``), plus any state of the subclass (PCEN's smoother).
+``stream(chunk, state)`` keeps the samples that do not yet complete a frame in
+``state["samples"]`` (``(B, L)``, ``0 <= L < n_fft``), plus any state of the subclass (PCEN's smoother).
 Concatenating the frames of all steps gives exactly the offline frames. With chunks of ``k * hop``
 samples the tail settles at ``L = hop * ceil((n_fft - hop) / hop)`` samples as soon as the first frame
-is out (from the first step when ``k * hop >= n_fft``), so every cache tensor keeps its shape from step
+is out (from the first step when ``k * hop >= n_fft``), so every state tensor keeps its shape from step
 to step, as a fixed-shape (e.g. ONNX) streaming step needs. No zeros are ever fed in.
 Run streams under ``torch.no_grad()``: otherwise PCEN's smoother state keeps the autograd graph of
-every earlier step. The STFT is complex, so ONNX export of a step needs the dynamo exporter
-(``torch.onnx.export(..., dynamo=True)``, which needs ``onnxscript``); the legacy TorchScript exporter
-rejects complex STFTs.
+every earlier step. The STFT is complex, which ONNX opset graphs cannot hold, so export switches its copy
+of the front-end to the matmul STFT (:meth:`SpectrogramFrontend.use_matmul_stft`).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -43,93 +42,19 @@ import torchaudio
 from torch import nn
 
 from speechconv.errors import ConfigError
+from speechconv.frontends.functional import (
+    band_groups,
+    banded_matmul,
+    fast_matmul,
+    frame_matmul,
+    num_frames,
+    spectral_power,
+)
 from speechconv.frontends.normalization import FeatureNormalizer
 
 WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
 
-Cache = dict[str, torch.Tensor]
-
-
-def num_frames(num_samples: int, n_fft: int, hop_length: int) -> int:
-    """Number of complete causal frames in ``num_samples`` samples."""
-    if num_samples < n_fft:
-        return 0
-    return (num_samples - n_fft) // hop_length + 1
-
-
-def frame_matmul(matrix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """``matrix @ frames`` for ``(out, in)`` and ``(B, in, T)``, the same bits whatever T is.
-
-    A float32 GEMM's blocking, hence its rounding, depends on the matrix sizes, so a frame's result
-    would depend on how many frames are computed together and streaming would drift from offline by
-    a few ulps. Accumulating in float64 and rounding once to float32 makes each frame's result
-    independent of T (except for astronomically rare ties). MPS has no float64 and stays in float32.
-    """
-    if frames.device.type == "mps":
-        return torch.matmul(matrix, frames)
-    return torch.matmul(matrix.double(), frames.double()).to(frames.dtype)
-
-
-def band_groups(matrix: torch.Tensor, overhead: int = 256) -> list[tuple[int, int, int, int]]:
-    """Split the rows of a banded ``(out, in)`` matrix into groups of consecutive rows for :func:`banded_matmul`.
-
-    Returns ``(first_row, end_row, first_col, end_col)`` per group: the group's rows are zero outside
-    columns ``[first_col, end_col)``. Groups minimise the multiply-adds per frame plus ``overhead`` per
-    group (a product's fixed cost), by dynamic programming over the row boundaries.
-    """
-    nonzero = matrix != 0
-    rows = matrix.shape[0]
-    starts, ends = [], []
-    for row in nonzero:
-        cols = torch.nonzero(row).flatten()
-        starts.append(int(cols[0]) if len(cols) else 0)
-        ends.append(int(cols[-1]) + 1 if len(cols) else 0)
-    best = [0] + [math.inf] * rows
-    cut = [0] * (rows + 1)
-    for end in range(1, rows + 1):
-        for first in range(end):
-            lo, hi = min(starts[first:end]), max(ends[first:end])
-            cost = best[first] + max(hi - lo, 0) * (end - first) + overhead
-            if cost < best[end]:
-                best[end], cut[end] = cost, first
-    groups, end = [], rows
-    while end > 0:
-        first = cut[end]
-        lo, hi = min(starts[first:end]), max(ends[first:end])
-        groups.append((first, end, lo, max(hi, lo)))
-        end = first
-    return groups[::-1]
-
-
-def banded_matmul(
-    matrix: torch.Tensor, frames: torch.Tensor, groups: Sequence[tuple[int, int, int, int]]
-) -> torch.Tensor:
-    """:func:`frame_matmul` for a banded ``matrix`` split by :func:`band_groups`: same float64 sums, less work.
-
-    Each group's rows are a float64 product over the group's columns only (the skipped terms are
-    exact zeros), so a frame's result is independent of T as with :func:`frame_matmul`.
-    """
-    if frames.device.type == "mps":
-        return torch.matmul(matrix, frames)
-    matrix64, frames64 = matrix.double(), frames.double()
-    out = frames64.new_empty(frames.shape[:-2] + (matrix.shape[0], frames.shape[-1]))
-    flat_frames = frames64.reshape(-1, *frames.shape[-2:])
-    flat_out = out.view(-1, *out.shape[-2:])
-    for b in range(flat_frames.shape[0]):
-        for first, end, lo, hi in groups:
-            torch.mm(matrix64[first:end, lo:hi], flat_frames[b, lo:hi], out=flat_out[b, first:end])
-    return out.to(frames.dtype)
-
-
-def spectral_power(spec: torch.Tensor) -> torch.Tensor:
-    """``re^2 + im^2`` of a complex spectrogram (the same float32 operations, one pass over the pairs)."""
-    squares = torch.view_as_real(spec).square()
-    return squares[..., 0] + squares[..., 1]
-
-
-def steady_tail_length(n_fft: int, hop_length: int) -> int:
-    """Length of the streaming sample tail once chunks are whole multiples of the hop."""
-    return hop_length * math.ceil((n_fft - hop_length) / hop_length)
+State = dict[str, torch.Tensor]
 
 
 def positive_int_checks(**values: Any) -> list[tuple[bool, str]]:
@@ -255,6 +180,7 @@ class SpectrogramFrontend(nn.Module):
             mel_scale="slaney",
         )
         self.mel_groups = band_groups(self.mel_scale.fb.T)
+        self.exact = True  # float64 sums; see fast_numerics
         self.normalizer = FeatureNormalizer(n_features, normalization, global_mean, global_std)
 
     # ------------------------------------------------------------------ description
@@ -303,18 +229,44 @@ class SpectrogramFrontend(nn.Module):
         )
 
     # ------------------------------------------------------------------ computation
+    def use_matmul_stft(self) -> None:
+        """Compute the STFT as framing plus float32 matmuls from now on
+        (:class:`~speechconv.frontends.matmul_stft.MatmulMelPower`): the path that exports to ONNX. The
+        features equal the default path's to float32 rounding. Export calls this on its own copy."""
+        from speechconv.frontends.matmul_stft import MatmulMelPower
+
+        self.matmul_stft = MatmulMelPower(self)
+
     def mel_power(self, wave: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram ``(B, n_mels, frames)`` of a ``(T,)`` / ``(B, T)`` waveform."""
         wave = as_batch(wave)
+        if getattr(self, "matmul_stft", None) is not None:
+            return self.matmul_stft(wave)[0]
         frames = self.num_frames(wave.shape[-1])
         if frames == 0:
             return wave.new_zeros(wave.shape[0], self.n_mels, 0)
         used = (frames - 1) * self.hop_length + self.n_fft
         with torch.autocast(device_type=wave.device.type, enabled=False):
             spec = self.spectrogram(wave[:, :used])
+            if not self.exact:
+                return fast_matmul(self.mel_scale.fb.T, spectral_power(spec))
             return banded_matmul(self.mel_scale.fb.T, spectral_power(spec), self.mel_groups)
 
-    def features_from_mel(self, mel: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
+    @contextlib.contextmanager
+    def fast_numerics(self, enabled: bool = True):
+        """Within this block, products are one float32 matmul per batch instead of the exact float64
+        sums: for training, where a frame's bits need not match between streaming and offline."""
+        before, self.exact = self.exact, not enabled
+        try:
+            yield self
+        finally:
+            self.exact = before
+
+    def matmul(self, matrix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """``matrix @ frames`` for features: exact, or one float32 product within :meth:`fast_numerics`."""
+        return frame_matmul(matrix, frames) if self.exact else fast_matmul(matrix, frames)
+
+    def features_from_mel(self, mel: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Map mel power ``(B, n_mels, t)`` to features ``(B, n_features, t)``.
 
         ``state`` holds the subclass's streaming state (empty at the start of a stream); return
@@ -331,24 +283,24 @@ class SpectrogramFrontend(nn.Module):
         """Offline features ``(B, n_features, frames)`` float32 of a ``(T,)`` / ``(B, T)`` waveform."""
         return self.normalizer(self.raw_features(wave))
 
-    def forward_streaming(
-        self, chunk: torch.Tensor, cache: Cache | None = None
-    ) -> tuple[torch.Tensor, Cache]:
+    def stream(
+        self, chunk: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         """Features of the frames completed by ``chunk``; see the module docstring.
 
         Parameters
         ----------
         chunk:
             ``(T,)`` or ``(B, T)`` next samples of the stream (any ``T >= 0``).
-        cache:
-            The cache returned by the previous step; ``None`` or ``{}`` starts a stream.
+        state:
+            The state returned by the previous step; ``None`` or ``{}`` starts a stream.
 
         Returns
         -------
         frames:
             ``(B, n_features, t_new)`` float32.
-        cache:
-            The new cache (the input cache is not modified).
+        state:
+            The new state (the input state is not modified).
         """
         if not self.normalizer.streamable:
             raise ConfigError(
@@ -356,18 +308,21 @@ class SpectrogramFrontend(nn.Module):
                 "stream; use normalization='global' or None"
             )
         chunk = as_batch(chunk, "chunk")
-        cache = dict(cache or {})
-        tail = cache.pop("samples", None)
+        state = dict(state or {})
+        tail = state.pop("samples", None)
         if tail is not None:
             if tail.ndim != 2 or tail.shape[0] != chunk.shape[0]:
                 raise ValueError(
-                    f"cache['samples'] has shape {tuple(tail.shape)}, which does not match a chunk "
+                    f"state['samples'] has shape {tuple(tail.shape)}, which does not match a chunk "
                     f"batch of {chunk.shape[0]}"
                 )
             chunk = torch.cat([tail.to(chunk), chunk], dim=-1)
-        frames = self.num_frames(chunk.shape[-1])
-        features, state = self.features_from_mel(self.mel_power(chunk), cache)
-        state["samples"] = chunk[:, frames * self.hop_length :]
+        if getattr(self, "matmul_stft", None) is not None:
+            mel, rest = self.matmul_stft(chunk)
+        else:
+            mel, rest = self.mel_power(chunk), chunk[:, self.num_frames(chunk.shape[-1]) * self.hop_length:]
+        features, state = self.features_from_mel(mel, state)
+        state["samples"] = rest
         return self.normalizer(features), state
 
     # ------------------------------------------------------------------ global statistics

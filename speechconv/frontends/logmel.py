@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from speechconv.errors import ConfigError
-from speechconv.frontends.base import Cache, SpectrogramFrontend
+from speechconv.frontends.base import SpectrogramFrontend, State
 
 
 def log_power(power: torch.Tensor, floor: float) -> torch.Tensor:
@@ -41,5 +41,5 @@ class LogMel(SpectrogramFrontend):
     def extra_config(self) -> dict[str, Any]:
         return {"log_floor": self.log_floor}
 
-    def features_from_mel(self, mel: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
+    def features_from_mel(self, mel: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         return log_power(mel, self.log_floor), state

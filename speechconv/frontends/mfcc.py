@@ -15,7 +15,7 @@ import torch
 import torchaudio
 
 from speechconv.errors import ConfigError
-from speechconv.frontends.base import Cache, SpectrogramFrontend, frame_matmul
+from speechconv.frontends.base import SpectrogramFrontend, State
 
 
 def power_to_db(power: torch.Tensor, amin: float) -> torch.Tensor:
@@ -53,5 +53,5 @@ class MFCC(SpectrogramFrontend):
     def extra_config(self) -> dict[str, Any]:
         return {"n_mfcc": self.n_mfcc, "log_floor": self.log_floor}
 
-    def features_from_mel(self, mel: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
-        return frame_matmul(self.dct, power_to_db(mel, self.log_floor)), state
+    def features_from_mel(self, mel: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        return self.matmul(self.dct, power_to_db(mel, self.log_floor)), state

@@ -11,7 +11,7 @@ For the mel power ``E[t]`` of each channel::
 positive; ``s`` is clamped to at most 1 so the smoother stays stable. With ``b = s`` this is
 ``librosa.pcen(E, gain=alpha, bias=delta, power=r, b=s, eps=eps, max_size=1)``. The smoother is a
 plain per-frame recursion, identical offline and streaming (the stream's smoother state is
-``cache["pcen_smoother"]``, ``(B, n_mels)``). While tracing for export the recursion is computed by
+``state["pcen_smoother"]``, ``(B, n_mels)``). While tracing for export the recursion is computed by
 :func:`pcen_smooth_scan` instead, whose graph does not depend on the number of frames.
 """
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from speechconv.errors import ConfigError
-from speechconv.frontends.base import Cache, SpectrogramFrontend
+from speechconv.frontends.base import SpectrogramFrontend, State
 
 SMOOTHER_KEY = "pcen_smoother"
 
@@ -139,13 +139,13 @@ class PCEN(SpectrogramFrontend):
     def extra_config(self) -> dict[str, Any]:
         return {**self.init_values, "eps": self.eps, "trainable": self.trainable}
 
-    def features_from_mel(self, mel: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
+    def features_from_mel(self, mel: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         if mel.shape[-1] == 0:
             return mel.new_zeros(mel.shape), state
         previous = state.get(SMOOTHER_KEY)
         if previous is not None and previous.shape != mel.shape[:2]:
             raise ValueError(
-                f"cache['{SMOOTHER_KEY}'] has shape {tuple(previous.shape)}, expected {tuple(mel.shape[:2])}"
+                f"state['{SMOOTHER_KEY}'] has shape {tuple(previous.shape)}, expected {tuple(mel.shape[:2])}"
             )
         smooth = pcen_smooth_scan if torch.jit.is_tracing() else pcen_smooth
         smoothed = smooth(mel, self.s, previous)

@@ -1,11 +1,11 @@
-"""Interface shared by the audio models: frame-level scores, declared context, streaming cache."""
+"""Interface shared by the audio models: frame-level scores, declared context, streaming state."""
 
 from __future__ import annotations
 
 import torch
 
 from speechconv.blocks.functional import ReceptiveField
-from speechconv.blocks.streaming import Cache, StreamingModule, StreamingSequential, add_prefix, sub_cache
+from speechconv.blocks.streaming import State, StreamingModule, StreamingSequential, add_prefix, sub_state
 
 
 class AudioModel(StreamingModule):
@@ -27,9 +27,12 @@ class AudioModel(StreamingModule):
         self.num_classes = num_classes
         self._lookahead = lookahead
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        y, new_cache = self.body(x, sub_cache(cache, "body."))
-        return y, add_prefix(new_cache, "body.")
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        y, new_state = self.body.stream(x, sub_state(state, "body."))
+        return y, add_prefix(new_state, "body.")
 
     # --- declared properties read by the streaming engine and inspect -------------------------
     def geometry(self):

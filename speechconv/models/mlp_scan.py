@@ -19,7 +19,7 @@ from torch import nn
 
 from speechconv.blocks import ConvPool1d, Dense, StreamingModule, StreamingSequential, take_windows
 from speechconv.blocks import functional as SF
-from speechconv.blocks.streaming import Cache
+from speechconv.blocks.streaming import State
 from speechconv.blocks.tdnn import check_lookahead
 from speechconv.errors import ConfigError
 from speechconv.models.base import AudioModel
@@ -60,21 +60,21 @@ class WindowMLP(StreamingModule):
                 f"got {tuple(windows.shape[1:])}"
             )
         for layer in self.layers:
-            x, _ = layer(x)
+            x = layer(x)
         return x
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        ready, n_out, new_cache = take_windows(x, cache, "window", self.window - 1, self.window, self.stride)
+    def stream(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        ready, n_out, new_state = take_windows(x, state, "window", self.window - 1, self.window, self.stride)
         batch = x.shape[0]
         classes = self.layers[-1].linear.out_features
         if not n_out:
-            return x.new_zeros(batch, classes, 0), new_cache
+            return x.new_zeros(batch, classes, 0), new_state
         # a gather rather than Tensor.unfold, which the ONNX exporter gets wrong
         index = torch.arange(n_out, device=x.device)[:, None] * self.stride + torch.arange(self.window, device=x.device)
         windows = ready[..., index]  # (B, F, n_out, W)
         windows = windows.transpose(1, 2).reshape(batch * n_out, self.in_features, self.window)
         scores = self.mlp(windows).reshape(batch, n_out, classes).transpose(1, 2)
-        return scores, new_cache
+        return scores, new_state
 
     def geometry(self) -> list[SF.AxisGeometry]:
         return [SF.AxisGeometry(self.window, self.stride, 1, self.window - 1)]

@@ -6,7 +6,7 @@
   with numpy only; what the core install (``pip install speechconv``) runs.
 
 Both give a model object with ``keyword``, ``labels``, ``sample_rate``, ``detector``, ``output_period``
-and ``stream()``, whose ``feed(samples) -> (times, keyword scores)`` takes audio of any length and
+and ``open_stream()``, whose ``feed(samples) -> (times, keyword scores)`` takes audio of any length and
 gives the same frames and times (scores within 1e-4). :func:`load_model` picks and loads one.
 """
 

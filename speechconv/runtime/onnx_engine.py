@@ -2,7 +2,7 @@
 run with numpy and onnxruntime only, no torch.
 
 :class:`OnnxStep` runs the step one call at a time. :class:`OnnxModel` is a loaded model as detection
-uses it (keyword, sample rate, detector options, frame period) and :meth:`OnnxModel.stream` starts a
+uses it (keyword, sample rate, detector options, frame period) and :meth:`OnnxModel.open_stream` starts a
 stream: :meth:`OnnxStream.feed` takes audio of any length, runs the step on whole output periods (at
 most :data:`MAX_CALL_SECONDS` per call) and keeps the rest for the next call, so it gives the same
 frames, with the same times, as the PyTorch :class:`~speechconv.streaming.StreamingEngine`.
@@ -104,7 +104,7 @@ class OnnxModel:
         else:
             self.call_samples = self.spec.chunk_samples
 
-    def stream(self) -> OnnxStream:
+    def open_stream(self) -> OnnxStream:
         return OnnxStream(self)
 
 

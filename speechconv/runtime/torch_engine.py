@@ -27,7 +27,7 @@ class TorchModel:
     def __getattr__(self, name: str):  # keyword, labels, sample_rate, detector, output_period, keyword_index
         return getattr(self.__dict__["spotter"], name)
 
-    def stream(self) -> TorchStream:
+    def open_stream(self) -> TorchStream:
         return TorchStream(self.spotter)
 
 
@@ -37,7 +37,7 @@ class TorchStream:
     def __init__(self, spotter: KeywordSpotter):
         self.spotter = spotter
         self.engine = StreamingEngine(spotter)
-        self._frontend_cache = None
+        self._frontend_state = None
 
     def feed(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.engine.feed(torch.as_tensor(samples, dtype=torch.float32).reshape(-1))
@@ -53,5 +53,5 @@ class TorchStream:
     @torch.inference_mode()
     def plot_features(self, samples: np.ndarray) -> np.ndarray:
         chunk = torch.as_tensor(samples, dtype=torch.float32).reshape(1, -1).to(self.engine.device)
-        features, self._frontend_cache = self.spotter.frontend.forward_streaming(chunk, self._frontend_cache)
+        features, self._frontend_state = self.spotter.frontend.stream(chunk, self._frontend_state)
         return features[0].cpu().numpy()

@@ -1,9 +1,9 @@
 """Keyword spotting on streams: front-end + model + softmax, fed chunk by chunk with exact results.
 
 :class:`KeywordSpotter` is the whole scoring pipeline as one module. Offline, ``forward(wave)`` gives
-per-frame class posteriors of a whole waveform. Streaming, ``forward_streaming(chunk, state)`` gives
-the posteriors of the frames that ``chunk`` completes and the new state; the front-end cache lives
-under ``"frontend."`` and the model cache under ``"model."``. Since every layer is causal and keeps
+per-frame class posteriors of a whole waveform. Streaming, ``stream(chunk, state)`` gives
+the posteriors of the frames that ``chunk`` completes and the new state; the front-end state lives
+under ``"frontend."`` and the model state under ``"model."``. Since every layer is causal and keeps
 what it has not consumed, the concatenated streaming posteriors equal the offline ones whatever the
 chunk sizes are.
 
@@ -13,7 +13,7 @@ chunk sizes are.
 The state before the first sample
 ---------------------------------
 Every stream starts as if it had been preceded by digital silence: from :meth:`KeywordSpotter.initial_state`,
-the state after :attr:`KeywordSpotter.warmup_samples` samples of zeros (enough to fill every cache; more
+the state after :attr:`KeywordSpotter.warmup_samples` samples of zeros (enough to fill every state; more
 silence changes nothing). Offline inference (``forward``), the streaming engine, training
 (:class:`speechconv.training.AudioClassifier`) and the exported step all start there, so they give the same
 scores from sample 0, and frame ``0`` is the first one that the real audio completes.
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechconv.blocks.streaming import Cache, add_prefix, sub_cache
+from speechconv.blocks.streaming import State, add_prefix, sub_state
 from speechconv.errors import ConfigError
 from speechconv.streaming.timing import stream_times
 
@@ -64,7 +64,7 @@ class KeywordSpotter(nn.Module):
     Parameters
     ----------
     frontend:
-        A spectrogram front-end (``forward`` and ``forward_streaming``, see :mod:`speechconv.frontends`).
+        A spectrogram front-end (``forward`` and ``stream``, see :mod:`speechconv.frontends`).
     model:
         An :class:`~speechconv.models.base.AudioModel` whose ``in_features`` match the front-end.
     labels:
@@ -176,24 +176,24 @@ class KeywordSpotter(nn.Module):
         return self._warmup_samples
 
     @torch.no_grad()
-    def _silence_state(self, samples: int) -> Cache:
+    def _silence_state(self, samples: int) -> State:
         device = next(iter(self.buffers()), torch.empty(0)).device
-        return self._forward_streaming(torch.zeros(1, samples, device=device), {})[1]
+        return self._stream(torch.zeros(1, samples, device=device), {})[1]
 
     @torch.no_grad()
-    def _settle(self, max_seconds: float = 60.0) -> tuple[Cache, int]:
+    def _settle(self, max_seconds: float = 60.0) -> tuple[State, int]:
         period = self.samples_per_output
         field = self.model.receptive_field().size * int(self.frontend.hop_length) + int(self.frontend.n_fft)
         samples = -(-field // period) * period
         while samples <= max_seconds * self.sample_rate:
             state = self._silence_state(samples)
-            longer = self._forward_streaming(torch.zeros(1, period, device=_device(self)), state)[1]
+            longer = self._stream(torch.zeros(1, period, device=_device(self)), state)[1]
             if _same_state(state, longer):
                 return state, samples
             samples *= 2
         raise ConfigError(f"the streaming state does not settle after {max_seconds:g} s of silence")
 
-    def initial_state(self, batch: int = 1) -> Cache:
+    def initial_state(self, batch: int = 1) -> State:
         """The state before a stream's first sample: after :attr:`warmup_samples` of digital silence.
 
         Computed with the current weights in eval mode (batch norm uses its running statistics) and
@@ -230,18 +230,19 @@ class KeywordSpotter(nn.Module):
         wave = wave if wave.ndim == 2 else wave.reshape(1, -1)
         if not self.streamable:  # a model that needs the whole input has no stream to start
             features = self.frontend(wave)
-            state: Cache = {}
+            state: State = {}
         else:
             state = self.initial_state(wave.shape[0])
-            features, _ = self.frontend.forward_streaming(wave, sub_cache(state, "frontend."))
+            features, _ = self.frontend.stream(wave, sub_state(state, "frontend."))
         if feature_augment is not None:
             features = feature_augment(features)
-        logits, _ = self.model(features, sub_cache(state, "model.") if state else None)
-        return logits
+        if not state:
+            return self.model(features)
+        return self.model.stream(features, sub_state(state, "model."))[0]
 
-    def forward_streaming(
-        self, chunk: torch.Tensor, state: Cache | None = None
-    ) -> tuple[torch.Tensor, Cache]:
+    def stream(
+        self, chunk: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         """Posteriors ``(B, C, n)`` of the output frames that ``chunk`` ``(B, T')`` completes.
 
         ``state`` is the previous step's state; ``None`` or ``{}`` starts a stream from
@@ -254,19 +255,15 @@ class KeywordSpotter(nn.Module):
             )
         if not state:
             state = self.initial_state(chunk.shape[0] if chunk.ndim == 2 else 1)
-        return self._forward_streaming(chunk, state)
+        return self._stream(chunk, state)
 
-    def _forward_streaming(self, chunk: torch.Tensor, state: Cache) -> tuple[torch.Tensor, Cache]:
-        features, frontend_cache = self.frontend.forward_streaming(chunk, sub_cache(state, "frontend."))
-        logits, model_cache = self.model(features, sub_cache(state, "model."))
-        new_state = add_prefix(frontend_cache, "frontend.")
-        new_state.update(add_prefix(model_cache, "model."))
-        return torch.softmax(logits, dim=1), new_state
+    def _stream(self, chunk: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        return stream_step(self.frontend.stream, self.model.stream, chunk, state)
 
     @torch.no_grad()
     def init_state_with_warmup(
         self, batch: int = 1, chunk_samples: int | None = None, max_steps: int = 64
-    ) -> tuple[Cache, int]:
+    ) -> tuple[State, int]:
         """:meth:`initial_state` and :attr:`warmup_samples`, checked to keep fixed shapes with chunks of
         ``chunk_samples`` (default: one output period; it must be a multiple of the hop), as a
         fixed-shape step function (ONNX) needs."""
@@ -276,7 +273,7 @@ class KeywordSpotter(nn.Module):
             raise ConfigError(f"chunk_samples must be a positive multiple of the hop ({hop}), got {step}")
         state = self.initial_state(batch)
         device = next(iter(self.buffers()), torch.empty(0)).device
-        _, after = self._forward_streaming(torch.zeros(batch, step, device=device), state)
+        _, after = self._stream(torch.zeros(batch, step, device=device), state)
         if {k: v.shape for k, v in after.items()} != {k: v.shape for k, v in state.items()}:
             raise ConfigError(
                 f"the streaming state does not keep fixed shapes with chunks of {step} samples; "
@@ -284,7 +281,7 @@ class KeywordSpotter(nn.Module):
             )
         return state, self.warmup_samples
 
-    def init_state(self, batch: int = 1, chunk_samples: int | None = None) -> Cache:
+    def init_state(self, batch: int = 1, chunk_samples: int | None = None) -> State:
         """Initial fixed-shape state for chunks of ``chunk_samples`` (see :meth:`init_state_with_warmup`)."""
         return self.init_state_with_warmup(batch, chunk_samples)[0]
 
@@ -293,7 +290,18 @@ def _device(module: nn.Module) -> torch.device:
     return next(iter(module.buffers()), next(iter(module.parameters()), torch.empty(0))).device
 
 
-def _same_state(a: Cache, b: Cache, tolerance: float = 1e-6) -> bool:
+def stream_step(frontend_stream, model_stream, chunk: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    """One streaming step of a spotter: the front-end's state under ``"frontend."``, the model's under
+    ``"model."``, posteriors by softmax. :meth:`KeywordSpotter.stream` and the exported step (which
+    passes scoped modules, so graph nodes are named by part) both run it."""
+    features, frontend_state = frontend_stream(chunk, sub_state(state, "frontend."))
+    logits, model_state = model_stream(features, sub_state(state, "model."))
+    new_state = add_prefix(frontend_state, "frontend.")
+    new_state.update(add_prefix(model_state, "model."))
+    return torch.softmax(logits, dim=1), new_state
+
+
+def _same_state(a: State, b: State, tolerance: float = 1e-6) -> bool:
     """Same names, shapes and values (within ``tolerance`` relative to each tensor's magnitude)."""
     if a.keys() != b.keys():
         return False
@@ -325,7 +333,7 @@ class StreamingEngine:
 
     def reset(self) -> None:
         """Start a new stream (from :meth:`KeywordSpotter.initial_state`)."""
-        self.state: Cache = self.spotter.initial_state(1)
+        self.state: State = self.spotter.initial_state(1)
         self.frames_done = 0
 
     @torch.inference_mode()
@@ -334,7 +342,7 @@ class StreamingEngine:
         if chunk.ndim != 1:
             raise ValueError(f"a stream chunk must be 1-D samples, got shape {tuple(chunk.shape)}")
         chunk = chunk.to(self.device, torch.float32, non_blocking=True)
-        posteriors, self.state = self.spotter.forward_streaming(chunk.unsqueeze(0), self.state)
+        posteriors, self.state = self.spotter.stream(chunk.unsqueeze(0), self.state)
         n = posteriors.shape[-1]
         times = self.spotter.output_times(self.frames_done, n)
         self.frames_done += n
@@ -346,7 +354,7 @@ class StreamingEngine:
         return times, posteriors[self.keyword_index]
 
     def state_dict_tensors(self) -> dict[str, torch.Tensor]:
-        """The stream's state as named tensors (caches plus the output-frame counter)."""
+        """The stream's state as named tensors (states plus the output-frame counter)."""
         tensors = {k: v.clone() for k, v in self.state.items()}
         tensors[FRAME_COUNTER] = torch.tensor([self.frames_done], dtype=torch.int64)
         return tensors

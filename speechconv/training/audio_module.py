@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from speechconv.errors import ConfigError
 from speechconv.pretrained import build_spotter
 from speechconv.streaming.engine import BACKGROUND_LABELS
+from speechconv.training.confusion import accuracy as multiclass_accuracy
 from speechconv.training.confusion import confusion_matrix, save_confusion
 from speechconv.training.losses import clip_logits, frame_cross_entropy, frame_targets, max_pool_loss
 from speechconv.training.optim import configure
@@ -115,24 +116,20 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
             self.feature_augment = build_feature_augment([{"name": "specaugment", **e} if "name" not in e else e
                                                           for e in entries])
         self._confusion: torch.Tensor | None = None
-        self.phone_head, self.ctc_weight, self._encoder_output = None, 0.0, None
+        self.phone_head, self.ctc_weight = None, 0.0
         if ctc:
             self._build_phone_task(dict(ctc))
 
     def _build_phone_task(self, ctc: dict[str, Any]) -> None:
-        from speechconv.training.phone_task import PhoneHead, output_layer
+        from speechconv.training.phone_task import PhoneHead, encoder_of
 
         unknown = sorted(set(ctc) - {"weight", "subframes"})
         if unknown:
             raise ConfigError(f"ctc: unknown keys {unknown}; use weight, subframes")
         self.ctc_weight = float(ctc.get("weight", 0.5))
-        layer = output_layer(self.spotter.model)
-        self.phone_head = PhoneHead(layer.in_channels, int(ctc.get("subframes", 3)))
-
-        def keep_input(module, inputs):
-            self._encoder_output = inputs[0]
-
-        layer.register_forward_pre_hook(keep_input)
+        encoder = encoder_of(self.spotter.model)
+        self.phone_head = PhoneHead(encoder.channels, int(ctc.get("subframes", 3)))
+        self._encoder = [encoder.layers]  # a view sharing the model's layers, kept out of the state dict
 
     # ------------------------------------------------------------------ computation
     @property
@@ -144,9 +141,11 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         return self.spotter.model
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """Frame logits ``(B, C, frames)`` of waveforms ``(B, samples)``."""
+        """Frame logits ``(B, C, frames)`` of waveforms ``(B, samples)``; training uses the front-end's fast
+        float32 products (validation and inference the exact ones)."""
         augment = self.feature_augment if self.training else None
-        return self.spotter.logits(wave, feature_augment=augment)  # from the initial state, as inference
+        with self.frontend.fast_numerics(self.training):
+            return self.spotter.logits(wave, feature_augment=augment)  # from the initial state, as inference
 
     def frame_times(self, frames: int, device: torch.device) -> torch.Tensor:
         """Sample index (end of the audio) that each output frame describes."""
@@ -185,7 +184,7 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         loss = self.compute_loss(logits, batch)
         predictions = self.clip_scores(logits).argmax(dim=1)
         labels = batch["label"]
-        accuracy = (predictions == labels).float().mean()
+        accuracy = multiclass_accuracy(labels, predictions, len(self.labels))
         size = len(labels)
         on_step = split == "train"
         self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size,
@@ -208,10 +207,11 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         return loss + self.ctc_weight * phone_loss
 
     def _phone_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from speechconv.training.phone_task import ctc_phone_loss
+        from speechconv.training.phone_task import ctc_phone_loss, encode
 
-        self(batch["wave"])  # the hook keeps the encoder output
-        features, self._encoder_output = self._encoder_output, None
+        augment = self.feature_augment if self.training else None
+        with self.frontend.fast_numerics(self.training):
+            features = encode(self.spotter, self._encoder[0], batch["wave"], augment)
         ends = self.frame_times(features.shape[-1], features.device)  # causal: frame t ends at sample ends[t]
         frames = (ends[None, :] <= batch["wave_lengths"][:, None].to(ends)).sum(dim=1)
         return ctc_phone_loss(self.phone_head(features), frames, batch["targets"], batch["target_lengths"],

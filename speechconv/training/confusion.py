@@ -1,4 +1,4 @@
-"""Confusion matrices: counting, and saving as JSON + a PNG heat map."""
+"""Accuracy and confusion matrices (torchmetrics), and saving a matrix as JSON + a PNG heat map."""
 
 from __future__ import annotations
 
@@ -10,9 +10,17 @@ import torch
 
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``(C, C)`` counts; row = true class, column = predicted class."""
-    index = labels.long() * num_classes + predictions.long()
-    return torch.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    """``(C, C)`` counts; row = true class, column = predicted class (torchmetrics)."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    return multiclass_confusion_matrix(predictions, labels, num_classes, validate_args=False)
+
+
+def accuracy(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Share of correct predictions (torchmetrics' micro-averaged multiclass accuracy)."""
+    from torchmetrics.functional.classification import multiclass_accuracy
+
+    return multiclass_accuracy(predictions, labels, num_classes, average="micro", validate_args=False)
 
 
 def save_confusion(matrix: torch.Tensor, names: Sequence[str], stem: str | Path, title: str = "") -> Path:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from speechconv.models.registry import build_model
+from speechconv.training.confusion import accuracy as multiclass_accuracy
 from speechconv.training.confusion import confusion_matrix, save_confusion
 from speechconv.training.optim import configure
 from speechconv.training.state import RngCheckpointMixin
@@ -53,7 +54,7 @@ class ImageClassifier(RngCheckpointMixin, pl.LightningModule):
         logits = self(images)
         smoothing = self.label_smoothing if split == "train" else 0.0
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
-        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        accuracy = multiclass_accuracy(labels, logits.argmax(dim=1), logits.shape[1])
         size = len(labels)
         on_step = split == "train"
         self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size,

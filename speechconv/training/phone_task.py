@@ -1,6 +1,6 @@
 """Auxiliary phone recognition (CTC) on the detector's own encoder, for training only.
 
-The phone head reads the input of the model's output layer (the last encoder features), so the
+The phone head reads what the model's output layer reads (the last encoder features), so the
 encoder has to carry phone identity on real voices as well as the keyword decision. At the model's
 output rate (e.g. 80 ms for TC-ResNet8) read speech has more phones than frames, so each frame emits
 ``subframes`` phone distributions (a 1x1 convolution, reshaped like a pixel shuffle). The head is not
@@ -17,13 +17,40 @@ from speechconv.data.phones import BLANK, PHONES
 from speechconv.errors import ConfigError
 
 
-def output_layer(model: nn.Module) -> nn.Module:
-    """The model's per-frame output layer (the last module of ``model.body``)."""
+class Encoder:
+    """The layers of a model's body before its output layer (shared, not copied) and their channels."""
+
+    def __init__(self, layers, channels: int):
+        self.layers, self.channels = layers, channels
+
+
+def encoder_of(model: nn.Module) -> Encoder:
+    """Everything of ``model.body`` but its per-frame output layer, as a :class:`StreamingSequential`
+    whose state keys are those of the body (``"i."``)."""
+    from speechconv.blocks import StreamingSequential
+
     body = getattr(model, "body", None)
-    if body is None or not len(body) or not hasattr(body[-1], "in_channels"):
+    if body is None or len(body) < 2 or not hasattr(body[-1], "in_channels"):
         raise ConfigError(f"{type(model).__name__}: the phone task needs a model whose body ends in an "
                           "output convolution (e.g. tc_resnet, tdnn)")
-    return body[-1]
+    return Encoder(StreamingSequential(*list(body)[:-1]), int(body[-1].in_channels))
+
+
+def encode(spotter, encoder, wave: torch.Tensor, feature_augment=None) -> torch.Tensor:
+    """Encoder features ``(B, C, frames)`` of whole waveforms from the spotter's initial state, the way
+    :meth:`KeywordSpotter.logits` computes the logits."""
+    from speechconv.blocks.streaming import sub_state
+
+    state = spotter.initial_state(wave.shape[0]) if spotter.streamable else {}
+    if state:
+        features, _ = spotter.frontend.stream(wave, sub_state(state, "frontend."))
+    else:
+        features = spotter.frontend(wave)
+    if feature_augment is not None:
+        features = feature_augment(features)
+    if not state:
+        return encoder(features)
+    return encoder.stream(features, sub_state(state, "model.body."))[0]
 
 
 class PhoneHead(nn.Module):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechconv.viz.common import VizModel, model_logits, new_figure, save_figure, show_spectrogram, units_of
+from speechconv.viz.common import VizModel, new_figure, save_figure, show_spectrogram, units_of
 from speechconv.viz.receptive_field import layer_field, time_extent
 
 
@@ -24,14 +24,14 @@ def collect_activations(model: nn.Module, x: torch.Tensor) -> list[tuple[str, to
 
     def hook(name):
         def record(module, args, output):
-            seen.append((name, (output[0] if isinstance(output, tuple) else output).detach()))
+            seen.append((name, output.detach()))
         return record
 
     handles = [unit.register_forward_hook(hook(name)) for name, unit in units_of(model)]
     was_training = model.training
     model.eval()
     try:
-        model_logits(model, x)
+        model(x)
     finally:
         model.train(was_training)
         for handle in handles:

@@ -152,7 +152,7 @@ def unit_output(model: nn.Module, unit: nn.Module, x: torch.Tensor) -> torch.Ten
     captured: list[torch.Tensor] = []
 
     def hook(module, args, output):
-        captured.append(output[0] if isinstance(output, tuple) else output)
+        captured.append(output)
         raise _Stop
 
     handle = unit.register_forward_hook(hook)
@@ -166,11 +166,6 @@ def unit_output(model: nn.Module, unit: nn.Module, x: torch.Tensor) -> torch.Ten
         raise SpeechconvError(f"{type(unit).__name__} did not run in the model's forward pass")
     return captured[0]
 
-
-def model_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits of an audio model (B, C, frames) or an image model (B, C)."""
-    out = model(x)
-    return out[0] if isinstance(out, tuple) else out
 
 
 # --- inputs -------------------------------------------------------------------------------------

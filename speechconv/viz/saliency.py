@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from speechconv.errors import ConfigError
-from speechconv.viz.common import VizModel, model_logits, new_figure, save_figure, show_spectrogram
+from speechconv.viz.common import VizModel, new_figure, save_figure, show_spectrogram
 from speechconv.viz.receptive_field import FieldSpan, end_frames, field_span, layer_field, time_extent
 
 
@@ -42,7 +42,7 @@ def saliency(model: nn.Module, x: torch.Tensor, class_index: int = 1, frame: int
     try:
         with torch.enable_grad():
             x = x.detach().clone().requires_grad_(True)
-            logits = model_logits(model, x)
+            logits = model(x)  # (B, C, frames) or (B, C)
             classes = logits.shape[1]
             if not 0 <= class_index < classes:
                 raise ConfigError(f"class index {class_index} out of range: the model has {classes} classes")

@@ -120,7 +120,10 @@ class PitchShift(WaveAugment):
 
     Method (as librosa / torchaudio): phase-vocoder time stretch by ``r = 2^(st/12)``, then resample by
     ``r`` back to the original length. The whole spectrum (pitch and formants) scales by ``r``.
-    ``r`` is rounded to a fraction with denominator <= ``max_denominator``.
+    ``r`` is rounded to a fraction with denominator <= ``max_denominator``. That rounding is why this is
+    not ``torchaudio.functional.pitch_shift``, which resamples between ``int(sr / r)`` and ``sr``: for
+    fractional semitones their ratio has a large denominator, and one 1.5 s clip took 0.37-41 s there
+    against 20-24 ms here (measured on this machine, 1 thread).
     """
 
     name = "pitch"

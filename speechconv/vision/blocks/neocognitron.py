@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from speechconv.blocks import functional as SF
 from speechconv.blocks.conv import ConvPool2d
 from speechconv.blocks.fft import direct_conv
-from speechconv.blocks.streaming import Cache, StreamingModule
+from speechconv.blocks.streaming import StreamingModule
 from speechconv.errors import ConfigError
 from speechconv.vision.blocks.hebbian import extract_patches, hebbian_wta_update, winner_mask
 
@@ -62,13 +62,11 @@ class SLayer(StreamingModule):
         ones = x.new_ones(1, 1, self.kernel_size, self.kernel_size)
         return direct_conv(energy, ones, None, 1, 1, self.conv.pads).clamp_min(0).sqrt()
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        if cache:
-            raise ConfigError("the neocognitron sees whole images and cannot stream")
-        excitation, _ = self.conv(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        excitation = self.conv(x)
         kernel_norm = self.weight.flatten(1).norm(dim=1).view(1, -1, 1, 1)
         inhibition = self.selectivity * kernel_norm * self.v_cells(x)
-        return F.relu(excitation - inhibition) / (1.0 - self.selectivity), {}
+        return F.relu(excitation - inhibition) / (1.0 - self.selectivity)
 
     def geometry(self) -> list[SF.AxisGeometry]:
         return self.conv.geometry()
@@ -87,7 +85,7 @@ class SLayer(StreamingModule):
     @torch.no_grad()
     def hebbian_step(self, x: torch.Tensor, lr: float) -> torch.Tensor:
         """One winner-take-all Hebbian update from a batch; returns the winners per plane, (planes,)."""
-        responses, _ = self(x)
+        responses = self(x)
         new = hebbian_wta_update(self.patches(x), responses, self.weight, lr)
         self.weight.copy_(new)
         return winner_mask(responses).sum(dim=(0, 2, 3))

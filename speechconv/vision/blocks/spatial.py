@@ -1,7 +1,7 @@
 """Offline image units that the conv-pool blocks do not cover: explicit zero padding, stand-alone pooling
 with symmetric padding and ceil mode, adaptive and global average pooling, local response normalisation.
 
-They see whole images (no streaming cache), count no multiply-accumulates of weights, and describe their
+They see whole images (no streaming state), count no multiply-accumulates of weights, and describe their
 geometry along the last (width) axis for receptive fields, like every other unit.
 """
 
@@ -16,7 +16,7 @@ from torch import nn
 
 from speechconv.blocks import functional as SF
 from speechconv.blocks.conv import ConvPool2d
-from speechconv.blocks.streaming import Cache, StreamingModule
+from speechconv.blocks.streaming import StreamingModule
 from speechconv.errors import ConfigError
 
 
@@ -40,10 +40,6 @@ def pool_output_size(n: int, kernel: int, stride: int, padding: int = 0, ceil_mo
 class _OfflineUnit(StreamingModule):
     streamable = False
 
-    def _check_cache(self, cache: Cache | None) -> None:
-        if cache:
-            raise ConfigError(f"{type(self).__name__} sees whole images and cannot stream")
-
 
 class ZeroPad2d(_OfflineUnit):
     """Zero padding of ``padding`` pixels on every side (for convolutions with non-'same' explicit padding)."""
@@ -52,10 +48,9 @@ class ZeroPad2d(_OfflineUnit):
         super().__init__()
         self.padding = padding
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        self._check_cache(cache)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.padding
-        return F.pad(x, (p, p, p, p)), {}
+        return F.pad(x, (p, p, p, p))
 
     def geometry(self) -> list[SF.AxisGeometry]:
         return [SF.AxisGeometry(1, 1, 1, self.padding)]
@@ -93,10 +88,9 @@ class Pool2d(_OfflineUnit):
         self.padding = padding
         self.ceil_mode = ceil_mode
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        self._check_cache(cache)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         pool = F.max_pool2d if self.kind == "max" else F.avg_pool2d
-        return pool(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode), {}
+        return pool(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
 
     def geometry(self) -> list[SF.AxisGeometry]:
         return [SF.AxisGeometry(self.kernel_size, self.stride, 1, self.padding)]
@@ -117,9 +111,8 @@ class AdaptiveAvgPool2d(_OfflineUnit):
         super().__init__()
         self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        self._check_cache(cache)
-        return F.adaptive_avg_pool2d(x, self.output_size), {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(x, self.output_size)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (in_shape[0],) + self.output_size
@@ -128,9 +121,8 @@ class AdaptiveAvgPool2d(_OfflineUnit):
 class GlobalAvgPool(_OfflineUnit):
     """Mean over all spatial positions: (B, C, H, W) -> (B, C). Each output sees the whole image."""
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        self._check_cache(cache)
-        return x.mean(dim=tuple(range(2, x.dim()))), {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=tuple(range(2, x.dim())))
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (in_shape[0],)
@@ -144,6 +136,5 @@ class LocalResponseNorm(_OfflineUnit):
         super().__init__()
         self.norm = nn.LocalResponseNorm(size, alpha, beta, k)
 
-    def forward(self, x: torch.Tensor, cache: Cache | None = None) -> tuple[torch.Tensor, Cache]:
-        self._check_cache(cache)
-        return self.norm(x), {}
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x)

@@ -15,9 +15,7 @@ class ImageModel(nn.Module):
     classifier: StreamingSequential
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, _ = self.features(x)
-        x, _ = self.classifier(x)
-        return x
+        return self.classifier(self.features(x))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -59,13 +59,13 @@ class Neocognitron(ImageModel):
         for layer in self.features:
             if layer is s_layer:
                 return x
-            x, _ = layer(x)
+            x = layer(x)
         raise ValueError("s_layer is not part of this model")
 
     @torch.no_grad()
     def features_of(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened top C-layer output, the read-out's input: (B, features)."""
-        return self.features(x)[0].flatten(1)
+        return self.features(x).flatten(1)
 
     @torch.no_grad()
     def fit_hebbian(self, images: torch.Tensor, epochs: int = 1, batch_size: int = 32, lr: float = 0.01,
