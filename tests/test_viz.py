@@ -240,7 +240,7 @@ def test_saliency_is_the_derivative_of_the_score(tdnn, wav):
         plus, minus = x.clone(), x.clone()
         plus[0, f, k] += eps
         minus[0, f, k] -= eps
-        numeric = (model(plus)[0][0, 1, 7] - model(minus)[0][0, 1, 7]) / (2 * eps)
+        numeric = (model(plus)[0, 1, 7] - model(minus)[0, 1, 7]) / (2 * eps)
         assert float(result.gradient[f, k]) == pytest.approx(float(numeric.detach()), rel=1e-5, abs=1e-9)
     with pytest.raises(ConfigError, match="class index 5"):
         saliency(model, x, 5)
@@ -279,7 +279,7 @@ def test_activation_maps_follow_the_units(dscnn, wav):
     x = load_input(dscnn, wav)
     outputs = collect_activations(dscnn.model, x)
     assert [name for name, _ in outputs] == [f"body.{i}" for i in range(len(outputs))]
-    torch.testing.assert_close(outputs[-1][1], dscnn.model(x)[0])
+    torch.testing.assert_close(outputs[-1][1], dscnn.model(x))
     channels, rows, frames = outputs[1][1].shape[1:]
     image = as_map(outputs[1][1][0])
     assert image.shape == (channels * rows, frames)
