@@ -43,9 +43,9 @@ EXAMPLE_WAV, EXAMPLE_CSV = EXAMPLES / "hello_example.wav", EXAMPLES / "hello_exa
 # The spoken word "hello" in the bundled example, in seconds. hello_example.csv gives each phrase with
 # 50 ms of padding ("hello there" and "oh, hello" as a whole). These are the words alone, measured on the
 # clean clips that recipes/hello/make_example.py renders (they reproduce the example exactly): 10 ms
-# frames within 40 dB of the clip's loudest frame; "hello there" ends at the silent frame between its
-# words, "oh, hello" starts after the pause of the comma.
-EXAMPLE_WORDS = [(3.575, 4.125), (7.849, 8.179), (14.178, 14.588), (18.254, 18.844)]
+# frames within 40 dB of the clip's loudest frame; "hello there" (Kokoro, no silence between the words)
+# ends at the energy dip before "th" (22 dB down), "oh, hello" starts after the pause of the comma.
+EXAMPLE_WORDS = [(3.055, 3.535), (7.479, 7.929), (13.308, 13.728), (17.354, 17.844)]
 
 needs_model = pytest.mark.skipif(not (MODEL_DIR / CONFIG_FILE).is_file(), reason="bundled hello model missing")
 
