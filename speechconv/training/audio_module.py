@@ -19,7 +19,7 @@ from speechconv.errors import ConfigError
 from speechconv.pretrained import build_spotter
 from speechconv.streaming.engine import BACKGROUND_LABELS
 from speechconv.training.confusion import accuracy as multiclass_accuracy
-from speechconv.training.confusion import confusion_matrix, save_confusion
+from speechconv.training.confusion import confusion_matrix, log_loss_and_accuracy, save_confusion
 from speechconv.training.losses import clip_logits, frame_cross_entropy, frame_targets, max_pool_loss
 from speechconv.training.optim import configure
 from speechconv.training.state import RngCheckpointMixin
@@ -186,11 +186,7 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         labels = batch["label"]
         accuracy = multiclass_accuracy(labels, predictions, len(self.labels))
         size = len(labels)
-        on_step = split == "train"
-        self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size,
-                 sync_dist=not on_step)
-        self.log(f"{split}/acc", accuracy, prog_bar=split != "train", on_step=False, on_epoch=True,
-                 batch_size=size, sync_dist=True)
+        log_loss_and_accuracy(self, split, loss, accuracy, size)
         if split != "train" and self._confusion is not None:
             self._confusion += confusion_matrix(labels, predictions, len(self.labels)).to(self._confusion)
         return loss

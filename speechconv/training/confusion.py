@@ -23,6 +23,16 @@ def accuracy(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) 
     return multiclass_accuracy(predictions, labels, num_classes, average="micro", validate_args=False)
 
 
+def log_loss_and_accuracy(module, split: str, loss: torch.Tensor, accuracy: torch.Tensor, size: int) -> None:
+    """``{split}/loss`` (per step and epoch when training, per epoch otherwise) and ``{split}/acc`` (per epoch)
+    through a LightningModule's ``log``, as every training module of speechconv logs them."""
+    on_step = split == "train"
+    module.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size,
+               sync_dist=not on_step)
+    module.log(f"{split}/acc", accuracy, prog_bar=split != "train", on_step=False, on_epoch=True,
+               batch_size=size, sync_dist=True)
+
+
 def save_confusion(matrix: torch.Tensor, names: Sequence[str], stem: str | Path, title: str = "") -> Path:
     """Write ``stem.json`` (names, counts, accuracy) and ``stem.png``; returns the PNG path."""
     import matplotlib

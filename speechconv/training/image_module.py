@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from speechconv.models.registry import build_model
 from speechconv.training.confusion import accuracy as multiclass_accuracy
-from speechconv.training.confusion import confusion_matrix, save_confusion
+from speechconv.training.confusion import confusion_matrix, log_loss_and_accuracy, save_confusion
 from speechconv.training.optim import configure
 from speechconv.training.state import RngCheckpointMixin
 
@@ -56,11 +56,7 @@ class ImageClassifier(RngCheckpointMixin, pl.LightningModule):
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         accuracy = multiclass_accuracy(labels, logits.argmax(dim=1), logits.shape[1])
         size = len(labels)
-        on_step = split == "train"
-        self.log(f"{split}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, batch_size=size,
-                 sync_dist=not on_step)
-        self.log(f"{split}/acc", accuracy, prog_bar=split != "train", on_step=False, on_epoch=True,
-                 batch_size=size, sync_dist=True)
+        log_loss_and_accuracy(self, split, loss, accuracy, size)
         self.log(f"{split}/error", 1.0 - accuracy, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
         if split == "test":
             counts = confusion_matrix(labels, logits.argmax(dim=1), logits.shape[1])
