@@ -179,6 +179,9 @@ def training_config(args, keyword: str) -> dict:
     for op in config["data"]["init_args"]["augment"]:
         if op.get("noise") == "NOISE_TRAIN":
             op["noise"] = train_noise
+        elif op.get("noise") == "SPEECH_TRAIN":  # babble: the training speakers' real read speech
+            op["noise"] = [e.path for e in protocol.librispeech(args.shared)
+                           if e.speaker in protocol.LIBRISPEECH_TRAIN_SPEAKERS]
     frontend = config["model"]["init_args"]["frontend"]
     if frontend.get("normalization") == "global":
         mean, std = fit_global_stats(folder / "manifests" / "train.jsonl", 200, args.seed)
