@@ -153,6 +153,25 @@ def test_detect_prints_the_same_csv_on_both_engines_and_without_torch(tmp_path):
     assert jsonl.stdout.count('"peak"') == 4 and '"error"' in jsonl.stdout
 
 
+def test_evaluate_gives_the_same_table_on_both_engines_and_without_torch(tmp_path):
+    for name in ("example.wav", "example.csv"):
+        source = EXAMPLE if name.endswith(".wav") else EXAMPLE.with_suffix(".csv")
+        (tmp_path / name).write_bytes(source.read_bytes())
+    args = ("evaluate", "example.wav", "--model", "hello", "--smoothing", "1,2")
+    outputs = {
+        "torch": run_cli(*args, "--engine", "torch", cwd=tmp_path),
+        "onnx": run_cli(*args, "--engine", "onnx", cwd=tmp_path),
+        "no torch": run_cli(*args, "--json", "out.json", hide_torch=True, cwd=tmp_path),
+    }
+    for name, proc in outputs.items():
+        assert proc.returncode == 0, (name, proc.stderr)
+    assert outputs["onnx"].stdout == outputs["torch"].stdout == outputs["no torch"].stdout
+    assert "| model's operating point | 0.00% | 4/4 |" in outputs["torch"].stdout
+    assert (tmp_path / "out.json").is_file()
+    plotted = run_cli(*args, "--det", "det.png", hide_torch=True, cwd=tmp_path)
+    assert plotted.returncode == 0 and (tmp_path / "det.png").stat().st_size > 0, plotted.stderr
+
+
 def test_engine_choice_errors_are_one_line(tmp_path):
     proc = run_cli("detect", "--engine", "torch", str(EXAMPLE), hide_torch=True)
     assert proc.returncode == 1

@@ -139,9 +139,11 @@ def test_audio_model_follows_the_contract(name):
     _check(model, torch.randn(2, 40, 120))
 
 
-@pytest.mark.parametrize("cls", sorted((c for c in subclasses(SpectrogramFrontend) if c.__module__.startswith("speechconv.")),
-                                        key=lambda c: c.__name__),
-                         ids=lambda c: c.__name__)
+FRONTENDS = sorted((c for c in subclasses(SpectrogramFrontend) if c.__module__.startswith("speechconv.")),
+                   key=lambda c: c.__name__)
+
+
+@pytest.mark.parametrize("cls", FRONTENDS, ids=lambda c: c.__name__)
 def test_frontend_follows_the_contract(cls):
     frontend = build_frontend({"name": cls.name if isinstance(cls.name, str) else cls.__name__.lower()})
     assert type(frontend) is cls

@@ -350,11 +350,11 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def require_matplotlib() -> None:
+def require_matplotlib(option: str = "--plot") -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise ConfigError('--plot needs matplotlib; pip install "speechconv[plot]"')
+        raise ConfigError(f'{option} needs matplotlib; pip install "speechconv[plot]"')
 
 
 def _plot(path: str, result, threshold: float, keyword: str) -> bool:

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("streams", nargs="+", metavar="STREAM", help="audio stream with a ground-truth CSV beside it")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", metavar="NAME_OR_PATH", help="bundled name, model directory or Lightning .ckpt")
+    source.add_argument("--model", metavar="NAME_OR_PATH",
+                        help="bundled name, model directory, exported .onnx file (onnx engine) or Lightning .ckpt "
+                        "(torch engine)")
     source.add_argument("--detections", metavar="FILE", help="CSV or JSONL written by `speechconv detect`")
     parser.add_argument("--truth", nargs="+", metavar="CSV",
                         help="ground-truth CSVs, one per STREAM (default: beside each STREAM)")
@@ -58,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="FILE", help="write every number and the sweep as JSON")
     parser.add_argument("--det", metavar="PNG", help="write the DET curve as a PNG")
     parser.add_argument("--cache", metavar="DIR", help="keep score curves here (.npz) and reuse them")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
+                        help="with --model: torch, or onnx (model.onnx on onnxruntime, no PyTorch needed); auto: "
+                        "torch when it is installed, else onnx (default: auto)")
     parser.set_defaults(func=run)
 
 
@@ -78,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import load_stream, read_detections
 
+    if args.det:
+        from speechconv.cli.detect import require_matplotlib
+
+        require_matplotlib("--det")
     targets = _floats(args.fa_targets, "--fa-targets")
     smoothing = tuple(int(v) for v in _floats(args.smoothing, "--smoothing"))
     if any(w < 1 for w in smoothing):
@@ -88,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
     detector_options: dict = {}
     if args.model:
         from speechconv.cli.detect import resolve_model
-        from speechconv.pretrained import load_pretrained
+        from speechconv.runtime import load_model
 
-        spotter = load_pretrained(resolve_model(args.model), fold_bn=True)  # inference only
-        keyword = args.keyword or spotter.labels[spotter.keyword_index]
+        spotter = load_model(resolve_model(args.model), args.engine)  # either engine; BN folded for inference
+        keyword = args.keyword or spotter.keyword
         detector_options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds")
                             if k in spotter.detector}
         default = (int(spotter.detector.get("smoothing_frames", 1)), float(spotter.detector.get("threshold", 0.5)))

@@ -42,7 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: Commands that run on the core install, without PyTorch (the onnxruntime engine). Every other command
 #: needs the ``train`` extra.
-TORCH_FREE = frozenset({"detect", "listen", "info"})
+TORCH_FREE = frozenset({"detect", "listen", "info", "evaluate"})
 TRAIN_EXTRA = 'pip install "speechconv[train]"'
 
 

@@ -1,6 +1,10 @@
 """Evaluation: keyword-spotting metrics on streams (:mod:`~speechconv.evaluation.kws`), their inputs
-(:mod:`~speechconv.evaluation.streams`) and test-time voting over shifted clips and image crops."""
+(:mod:`~speechconv.evaluation.streams`) and test-time voting over shifted clips and image crops.
 
-from speechconv.evaluation.voting import Vote, image_views, shift_wave, vote, vote_audio, vote_image
+Names are imported on first use, so the keyword-spotting metrics run without PyTorch (voting needs it)."""
 
-__all__ = ["Vote", "image_views", "shift_wave", "vote", "vote_audio", "vote_image"]
+from speechconv.lazy import lazy_names
+
+_WHERE = {name: "voting" for name in ("Vote", "image_views", "shift_wave", "vote", "vote_audio", "vote_image")}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

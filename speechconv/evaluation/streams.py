@@ -92,16 +92,16 @@ def detections_for(events: dict[str, list[Event]], wav: str | os.PathLike) -> li
     return events[by_name[0]] if len(by_name) == 1 else []
 
 
-def score_stream(spotter, wav: str | os.PathLike,
+def score_stream(model, wav: str | os.PathLike,
                  cache: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(times, keyword scores)`` of ``wav`` through the streaming engine, cached in ``cache`` (``.npz``).
+    """``(times, keyword scores)`` of ``wav`` streamed through ``model`` (a :class:`KeywordSpotter` or an
+    engine's model, :func:`speechconv.runtime.load_model`), cached in ``cache`` (``.npz``).
 
     The cache is reused while it is newer than the WAV.
     """
-    import torch
-
-    from speechconv.audio import AudioError, iter_audio_blocks
-    from speechconv.streaming.engine import StreamingEngine
+    from speechconv.audio import AudioError
+    from speechconv.audio.reader import iter_audio_arrays
+    from speechconv.detect.runner import as_model
 
     wav = Path(wav)
     if cache is not None:
@@ -109,14 +109,17 @@ def score_stream(spotter, wav: str | os.PathLike,
         if cache.is_file() and wav.is_file() and cache.stat().st_mtime > wav.stat().st_mtime:
             data = np.load(cache)
             return data["times"], data["scores"]
-    engine = StreamingEngine(spotter)
+    model = as_model(model)
+    stream = model.open_stream()
     times, scores = [], []
     try:
-        with torch.inference_mode():
-            for chunk in iter_audio_blocks(str(wav), spotter.sample_rate, SCORE_BLOCK_SECONDS):
-                t, s = engine.feed(chunk)
-                times.append(t)
-                scores.append(s)
+        for chunk in iter_audio_arrays(str(wav), model.sample_rate, SCORE_BLOCK_SECONDS):
+            t, s = stream.feed(chunk)
+            times.append(t)
+            scores.append(s)
+        t, s = stream.finish()
+        times.append(t)
+        scores.append(s)
     except AudioError as err:
         raise EvaluationError(str(err)) from None
     result = (np.concatenate(times) if times else np.zeros(0),
