@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> None:
     conv_fft = mlp_to_conv(model, conv_impl="fft")
     methods = {
         "per-window": lambda x: per_window(model, x),
-        "batched": model.infer,
-        "conv": conv.infer,
-        "conv-fft": conv_fft.infer,
+        "batched": model,
+        "conv": conv,
+        "conv-fft": conv_fft,
     }
     print(f"MLP {args.features}x{args.window} -> {args.hidden} -> 2, batch {args.batch}, "
           f"{torch.get_num_threads()} threads; ms per second of audio (median of {args.repeats})")
