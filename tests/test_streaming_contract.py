@@ -177,10 +177,10 @@ def test_phone_task_reads_the_streaming_encoder_and_not_a_hook():
     spotter = KeywordSpotter(build_frontend({"name": "logmel", "n_mels": 40}),
                              build_model({"name": "tc_resnet", "in_features": 40, "num_classes": 2}),
                              labels=["negative", "hello"]).eval()
-    encoder = encoder_of(spotter.model)
+    encoder, _ = encoder_of(spotter.model)
     wave = torch.randn(1, 8000) * 0.1
     with torch.no_grad():
-        hidden = encode(spotter, encoder.layers, wave)
+        hidden = encode(spotter, encoder, wave)
         output_layer = spotter.model.body[-1]
         torch.testing.assert_close(output_layer(hidden), spotter.logits(wave))
 

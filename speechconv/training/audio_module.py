@@ -127,9 +127,9 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         if unknown:
             raise ConfigError(f"ctc: unknown keys {unknown}; use weight, subframes")
         self.ctc_weight = float(ctc.get("weight", 0.5))
-        encoder = encoder_of(self.spotter.model)
-        self.phone_head = PhoneHead(encoder.channels, int(ctc.get("subframes", 3)))
-        self._encoder = [encoder.layers]  # a view sharing the model's layers, kept out of the state dict
+        encoder, channels = encoder_of(self.spotter.model)
+        self.phone_head = PhoneHead(channels, int(ctc.get("subframes", 3)))
+        self._encoder = [encoder]  # in a list: a view of the model's layers, not a second copy in the state dict
 
     # ------------------------------------------------------------------ computation
     @property

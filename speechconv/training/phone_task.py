@@ -17,23 +17,17 @@ from speechconv.data.phones import BLANK, PHONES
 from speechconv.errors import ConfigError
 
 
-class Encoder:
-    """The layers of a model's body before its output layer (shared, not copied) and their channels."""
-
-    def __init__(self, layers, channels: int):
-        self.layers, self.channels = layers, channels
-
-
-def encoder_of(model: nn.Module) -> Encoder:
-    """Everything of ``model.body`` but its per-frame output layer, as a :class:`StreamingSequential`
-    whose state keys are those of the body (``"i."``)."""
+def encoder_of(model: nn.Module) -> tuple[nn.Module, int]:
+    """``(encoder, channels)``: everything of ``model.body`` but its per-frame output layer, as a
+    :class:`StreamingSequential` sharing the layers (state keys those of the body, ``"i."``), and the
+    number of channels it outputs."""
     from speechconv.blocks import StreamingSequential
 
     body = getattr(model, "body", None)
     if body is None or len(body) < 2 or not hasattr(body[-1], "in_channels"):
         raise ConfigError(f"{type(model).__name__}: the phone task needs a model whose body ends in an "
                           "output convolution (e.g. tc_resnet, tdnn)")
-    return Encoder(StreamingSequential(*list(body)[:-1]), int(body[-1].in_channels))
+    return StreamingSequential(*list(body)[:-1]), int(body[-1].in_channels)
 
 
 def encode(spotter, encoder, wave: torch.Tensor, feature_augment=None) -> torch.Tensor:
