@@ -114,6 +114,23 @@ def test_det_curve_is_the_lower_envelope():
         assert r == min(p.frr for p in points if p.fa_per_hour <= f)
 
 
+def test_ensemble_is_the_mean_curve():
+    spans = [KeywordSpan(10, 11)]
+    t, a = curve(30, [(10.3, 0.9), (20.0, 0.8)])  # detector A: the keyword and a false alarm at 20 s
+    _, b = curve(30, [(10.3, 0.7), (25.0, 0.8)])  # detector B: the keyword and another false alarm
+    first, second = (StreamScores("s", 30.0, spans, times=t, scores=x) for x in (a, b))
+    both = kws.mean_curve([first, second])
+    np.testing.assert_allclose(both.scores, (a + b) / 2)
+    assert both.keywords == spans and both.duration_s == 30.0
+    # each alone at 0.7 has one false alarm; their mean keeps the keyword (0.8) and halves the false alarms (0.4)
+    for single in (first, second):
+        assert kws.operating_point([single], [single], 1, 0.7).false_alarms == 1
+    point = kws.operating_point([both], [both], 1, 0.7)
+    assert point.found == 1 and point.false_alarms == 0
+    with pytest.raises(ValueError, match="different frame times"):
+        kws.mean_curve([first, StreamScores("s", 30.0, spans, times=t[:-1], scores=a[:-1])])
+
+
 def test_given_events_are_filtered_by_threshold():
     stream = StreamScores("d", 3600.0, [KeywordSpan(1, 2, "x")],
                           events=[Event(1.0, 1.2, 1.1, 0.6), Event(9.0, 9.1, 9.05, 0.9)])

@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder with the real data sets (wake-word-keywords, librispeech-train-clean-5, ...)")
     parser.add_argument("--benchmark-work", type=Path, default=REPO / "exp" / "wwb",
                         help="package: the wakeword_benchmark work folder whose report goes into the model card")
-    parser.add_argument("--minutes", type=float, default=40.0, help="train: training budget in minutes (package: stated in the card)")
+    parser.add_argument("--minutes", type=float, default=40.0,
+                        help="train: training budget in minutes (package: stated in the card)")
     parser.add_argument("--workers", type=int, default=2, help="train: synthesis processes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "speechconv" / "pretrained" / "hello",

@@ -65,9 +65,15 @@ def variants() -> dict:
     return yaml.safe_load((HERE / "conf" / "variants.yaml").read_text())
 
 
-def variant_dir(args, keyword: str | None = None) -> Path:
-    folder = args.work / "runs" / args.variant
+def variant_dir(args, keyword: str | None = None, variant: str | None = None) -> Path:
+    """``runs/<variant>/<keyword>``: the variant's manifests; each training seed is a run below it."""
+    folder = args.work / "runs" / (variant or args.variant)
     return folder / keyword if keyword else folder
+
+
+def seed_dir(args, keyword: str, seed: int, variant: str | None = None) -> Path:
+    """``runs/<variant>/<keyword>/seed<N>``: one trained detector (config, checkpoints, eval)."""
+    return variant_dir(args, keyword, variant) / f"seed{seed}"
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -160,20 +166,29 @@ def write_transcribed(args, keyword: str, options: dict) -> None:
 
 
 def _set(config: dict, dotted: str, value) -> None:
-    keys = dotted.split(".")
+    """Set a dotted key; a key ending in ``+`` appends ``value``'s items to the list there instead."""
+    append = dotted.endswith("+")
+    keys = dotted.removesuffix("+").split(".")
     for key in keys[:-1]:
         config = config.setdefault(key, {})
-    config[keys[-1]] = value
+    if append:
+        config.setdefault(keys[-1], []).extend(value)
+    else:
+        config[keys[-1]] = value
 
 
-def training_config(args, keyword: str) -> dict:
-    folder = variant_dir(args, keyword)
-    text = (HERE / "conf" / "train.yaml").read_text()
-    text = text.replace("MANIFESTS/", f"{folder}/manifests/").replace("WORK", str(folder))
-    config = yaml.safe_load(text.replace("KEYWORD", keyword))
-    for dotted, value in (variants()[args.variant].get("overrides") or {}).items():
-        if isinstance(value, str) and value.startswith("MANIFESTS/"):
-            value = str(folder / "manifests" / value.removeprefix("MANIFESTS/"))
+def _fill(text: str, manifests: Path, work: Path, keyword: str) -> str:
+    return text.replace("MANIFESTS/", f"{manifests}/").replace("WORK", str(work)).replace("KEYWORD", keyword)
+
+
+def training_config(args, keyword: str, seed: int) -> dict:
+    """``conf/train.yaml`` for one keyword and training seed, with the variant's overrides applied."""
+    manifests, work = variant_dir(args, keyword) / "manifests", seed_dir(args, keyword, seed)
+    config = yaml.safe_load(_fill((HERE / "conf" / "train.yaml").read_text(), manifests, work, keyword))
+    config["seed_everything"] = seed  # initialisation, batch order and augmentation draws
+    config["data"]["init_args"]["seed"] = seed
+    overrides = variants()[args.variant].get("overrides") or {}
+    for dotted, value in yaml.safe_load(_fill(yaml.safe_dump(overrides), manifests, work, keyword) or "{}").items():
         _set(config, dotted, value)
     train_noise, _ = protocol.noise_files(args.shared)
     for op in config["data"]["init_args"]["augment"]:
@@ -184,7 +199,7 @@ def training_config(args, keyword: str) -> dict:
                            if e.speaker in protocol.LIBRISPEECH_TRAIN_SPEAKERS]
     frontend = config["model"]["init_args"]["frontend"]
     if frontend.get("normalization") == "global":
-        mean, std = fit_global_stats(folder / "manifests" / "train.jsonl", 200, args.seed)
+        mean, std = fit_global_stats(manifests / "train.jsonl", 200, args.seed)
         frontend["global_mean"] = [round(v, 5) for v in mean]
         frontend["global_std"] = [round(v, 5) for v in std]
     if args.max_time:
@@ -208,8 +223,8 @@ def stage_mine(args) -> None:
     sources = [e.path for e in protocol.librispeech(args.shared) if e.speaker in protocol.LIBRISPEECH_TRAIN_SPEAKERS]
     for keyword in args.keywords:
         manifests = variant_dir(args, keyword) / "manifests"
-        spotter = load_pretrained(best_checkpoint(args.work / "runs" / spec["mine_from"] / keyword / "checkpoints"),
-                                  fold_bn=True)
+        source = seed_dir(args, keyword, args.seeds[0], spec["mine_from"]) / "checkpoints"
+        spotter = load_pretrained(best_checkpoint(source), fold_bn=True)
         mined = mine_hard_negatives(spotter, sources, variant_dir(args, keyword) / "mined",
                                     top=spec.get("mine_top", 600))
         base = manifests / "train_base.jsonl"
@@ -221,7 +236,7 @@ def stage_mine(args) -> None:
             f"scores {min(scores, default=0):.3f}..{max(scores, default=0):.3f}")
 
 
-def train_keyword(args, keyword: str, spec: dict) -> None:
+def train_keyword(args, keyword: str, spec: dict, seed: int) -> None:
     """Variants with ``train_keyword``: the detector a user gets from ``speechconv train-keyword``. Every
     such variant of a keyword shares one synthetic corpus (``runs/train_keyword_synth/<keyword>``)."""
     options = spec["train_keyword"]
@@ -230,7 +245,7 @@ def train_keyword(args, keyword: str, spec: dict) -> None:
     if not (shared_synth / "work" / ".synth.done").is_file():
         speechconv("train-keyword", text, "--out", str(shared_synth), "--stage", "synth", "--seed", str(args.seed),
                    "--workers", str(args.workers), "--quiet")
-    out = variant_dir(args, keyword) / "model"
+    out = seed_dir(args, keyword, seed) / "model"
     (out / "work").mkdir(parents=True, exist_ok=True)
     for name in ("run.json", ".synth.done"):
         (out / "work" / name).write_bytes((shared_synth / "work" / name).read_bytes())
@@ -244,31 +259,33 @@ def train_keyword(args, keyword: str, spec: dict) -> None:
         train_noise, _ = protocol.noise_files(args.shared)
         extra += ["--noise-from", str(link_folder(args.work / "real" / "noise_links", train_noise))]
     speechconv("train-keyword", text, "--out", str(out), "--minutes", str(options.get("minutes", 30)),
-               "--seed", str(args.seed), "--resume", "--quiet", *extra)
+               "--seed", str(seed), "--resume", "--quiet", *extra)
 
 
 def stage_train(args) -> None:
     spec = variants()[args.variant]
     for keyword in args.keywords:
-        if "train_keyword" in spec:
-            train_keyword(args, keyword, spec)
-            continue
-        folder = variant_dir(args, keyword)
-        path = folder / "config.yaml"
-        last = folder / "checkpoints" / "last.ckpt"
-        if (folder / "done").is_file() and not args.force:
-            log(f"{folder}: trained; skipping")
-            continue
-        if not path.is_file() or args.force:
-            path.write_text(yaml.safe_dump(training_config(args, keyword), sort_keys=False))
-        start = time.perf_counter()
-        if last.is_file() and not args.force:
-            speechconv("train", "fit", "--config", str(path), "--ckpt_path", str(last))
-        elif spec.get("init_from"):
-            _fit_from(path, best_checkpoint(args.work / "runs" / spec["init_from"] / keyword / "checkpoints"))
-        else:
-            speechconv("train", "fit", "--config", str(path))
-        (folder / "done").write_text(f"{time.perf_counter() - start:.0f} s\n")
+        for seed in args.seeds:
+            if "train_keyword" in spec:
+                train_keyword(args, keyword, spec, seed)
+                continue
+            folder = seed_dir(args, keyword, seed)
+            path = folder / "config.yaml"
+            last = folder / "checkpoints" / "last.ckpt"
+            if (folder / "done").is_file() and not args.force:
+                log(f"{folder}: trained; skipping")
+                continue
+            if not path.is_file() or args.force:
+                folder.mkdir(parents=True, exist_ok=True)
+                path.write_text(yaml.safe_dump(training_config(args, keyword, seed), sort_keys=False))
+            start = time.perf_counter()
+            if last.is_file() and not args.force:
+                speechconv("train", "fit", "--config", str(path), "--ckpt_path", str(last))
+            elif spec.get("init_from"):
+                _fit_from(path, best_checkpoint(seed_dir(args, keyword, seed, spec["init_from"]) / "checkpoints"))
+            else:
+                speechconv("train", "fit", "--config", str(path))
+            (folder / "done").write_text(f"{time.perf_counter() - start:.0f} s\n")
 
 
 def _fit_from(config: Path, checkpoint: Path) -> None:
@@ -311,40 +328,61 @@ THRESHOLDS = np.round(np.unique(np.concatenate([np.arange(0.01, 0.95, 0.01), np.
 
 
 def stage_evaluate(args) -> None:
+    """Each seed's detector on both streams; with several seeds also their ensemble (mean score curve)."""
+    from speechconv.evaluation import kws
+
+    for keyword in args.keywords:
+        curves = [evaluate_seed(args, keyword, seed) for seed in args.seeds]
+        if len(curves) < 2:
+            continue
+        out = variant_dir(args, keyword) / "ensemble" / "eval"
+        out.mkdir(parents=True, exist_ok=True)
+        keyword_stream = kws.mean_curve([c[0] for c in curves])
+        negative_stream = kws.mean_curve([c[1] for c in curves])
+        result = evaluate_curves(f"{args.variant} ensemble", keyword, keyword_stream, negative_stream, out, (1, 3, 5))
+        result.update(variant=args.variant, seeds=list(args.seeds))
+        write_result(args, keyword, out, result, f"ensemble of seeds {','.join(map(str, args.seeds))}")
+
+
+def write_result(args, keyword: str, out: Path, result: dict, what: str) -> None:
+    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    log(f"{args.variant}/{keyword} {what}: " + ", ".join(
+        f"FRR {100 * result[f'frr_at_{t:g}']:.1f}% at <= {t:g} FA/h" if result[f"frr_at_{t:g}"] is not None
+        else f"<= {t:g} FA/h not reached" for t in FA_TARGETS))
+
+
+def evaluate_seed(args, keyword: str, seed: int):
+    """Score both streams with one seed's detector; write its results. Returns the two score curves."""
+    from speechconv.evaluation import kws
     from speechconv.evaluation.streams import load_stream
     from speechconv.pretrained import load_pretrained
 
-    for keyword in args.keywords:
-        folder = variant_dir(args, keyword)
-        is_model = "train_keyword" in variants()[args.variant]
-        ckpt = folder / "model" if is_model else best_checkpoint(folder / "checkpoints")
-        spotter = load_pretrained(ckpt, fold_bn=True)
-        out = folder / "eval"
-        cache = out / (f"cache_model_{(ckpt / 'model.safetensors').stat().st_mtime_ns}" if is_model
-                       else f"cache_{ckpt.stem}")
-        kw_wav, neg_wav = _streams_of(args, keyword)
-        start = time.perf_counter()
-        # the wake-word recordings carry no speaker ids: recall is reported per keyword only
-        keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=cache,
-                                     group_by="label")
-        negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=cache,
-                                      keyword_free=True)
-        log(f"{keyword}: scored {(keyword_stream.duration_s + negative_stream.duration_s) / 3600:.2f} h "
-            f"in {time.perf_counter() - start:.0f} s with {ckpt.name}")
-        if is_model:  # the threshold train-keyword chose on held-out synthetic voices, on real speakers
-            from speechconv.evaluation import kws
-
-            detector = spotter.detector
-            at_default = kws.operating_point([keyword_stream], [keyword_stream, negative_stream],
-                                             detector.get("smoothing_frames", 1), detector["threshold"],
-                                             {k: detector[k] for k in ("merge_seconds", "refractory_seconds")})
-            log(f"{args.variant}/{keyword} at the model's own threshold: {kws.describe(at_default)}")
-        result = evaluate_curves(args.variant, keyword, keyword_stream, negative_stream, out, (1, 3, 5))
-        result["checkpoint"] = str(ckpt)
-        (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
-        log(f"{args.variant}/{keyword}: " + ", ".join(
-            f"FRR {100 * result[f'frr_at_{t:g}']:.1f}% at <= {t:g} FA/h" if result[f"frr_at_{t:g}"] is not None
-            else f"<= {t:g} FA/h not reached" for t in FA_TARGETS))
+    folder = seed_dir(args, keyword, seed)
+    is_model = "train_keyword" in variants()[args.variant]
+    ckpt = folder / "model" if is_model else best_checkpoint(folder / "checkpoints")
+    spotter = load_pretrained(ckpt, fold_bn=True)
+    out = folder / "eval"
+    cache = out / (f"cache_model_{(ckpt / 'model.safetensors').stat().st_mtime_ns}" if is_model
+                   else f"cache_{ckpt.stem}")
+    kw_wav, neg_wav = _streams_of(args, keyword)
+    start = time.perf_counter()
+    # the wake-word recordings carry no speaker ids: recall is reported per keyword only
+    keyword_stream = load_stream(kw_wav, keyword, spotter=spotter, cache_dir=cache,
+                                 group_by="label")
+    negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=cache,
+                                  keyword_free=True)
+    log(f"{keyword}: scored {(keyword_stream.duration_s + negative_stream.duration_s) / 3600:.2f} h "
+        f"in {time.perf_counter() - start:.0f} s with {ckpt.name}")
+    if is_model:  # the threshold train-keyword chose on held-out synthetic voices, on real speakers
+        detector = spotter.detector
+        at_default = kws.operating_point([keyword_stream], [keyword_stream, negative_stream],
+                                         detector.get("smoothing_frames", 1), detector["threshold"],
+                                         {k: detector[k] for k in ("merge_seconds", "refractory_seconds")})
+        log(f"{args.variant}/{keyword} at the model's own threshold: {kws.describe(at_default)}")
+    result = evaluate_curves(args.variant, keyword, keyword_stream, negative_stream, out, (1, 3, 5))
+    result.update(variant=args.variant, seed=seed, checkpoint=str(ckpt))
+    write_result(args, keyword, out, result, f"seed {seed}")
+    return keyword_stream, negative_stream
 
 
 def _anchor_stream(wav: Path, curve, keyword: str, keyword_free: bool):
@@ -405,17 +443,39 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _cell(runs: list[dict], key: str) -> tuple[str, float | None]:
+    """A table cell for one row and keyword: one run's FRR, or the mean over seeds with their range."""
+    values = [r.get(key) for r in runs]
+    if not values:
+        return "-", None
+    if any(v is None for v in values):
+        return "n/a", None
+    mean = float(np.mean(values))
+    if len(values) == 1:
+        return _fmt(mean), mean
+    return f"{_fmt(mean)} ({100 * min(values):.0f}-{100 * max(values):.0f}, {len(values)} seeds)", mean
+
+
+def _row_name(data: dict) -> str:
+    return data["detector"] if "seeds" in data else data.get("variant", data["detector"])
+
+
 def stage_report(args) -> None:
     """One table per FA target: rows are variants and anchors, columns keywords and the mean."""
-    rows: dict[str, dict[str, dict]] = {}
-    for results in sorted((args.work / "runs").glob("*/*/eval/results.json")):
+    rows: dict[str, dict[str, list[dict]]] = {}  # row -> keyword -> one result per training seed
+    for results in sorted((args.work / "runs").glob("*/*/*/eval/results.json")):
         data = json.loads(results.read_text())
-        rows.setdefault(data["detector"], {})[data["keyword"]] = data
+        rows.setdefault(_row_name(data), {}).setdefault(data["keyword"], []).append(data)
     order = list(variants())  # the ablation's order: each row adds a lever to the one above it
-    rows = dict(sorted(rows.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+
+    def position(name: str) -> tuple[int, int]:
+        base = name.removesuffix(" ensemble")
+        return (order.index(base) if base in order else len(order), int(base != name))
+
+    rows = dict(sorted(rows.items(), key=lambda item: position(item[0])))
     for results in sorted((args.work / "anchors").glob("*/*.json")):
         data = json.loads(results.read_text())
-        rows.setdefault(f"anchor: {data['detector']}", {})[data["keyword"]] = data
+        rows.setdefault(f"anchor: {data['detector']}", {})[data["keyword"]] = [data]
     lines = []
     for target in FA_TARGETS:
         key = f"frr_at_{target:g}"
@@ -423,14 +483,14 @@ def stage_report(args) -> None:
         lines.append("| detector | " + " | ".join(protocol.KEYWORDS) + " | mean |")
         lines.append("|---" * (len(protocol.KEYWORDS) + 2) + "|")
         for name, by_kw in rows.items():
-            values = [by_kw.get(k, {}).get(key) if k in by_kw else None for k in protocol.KEYWORDS]
-            have = [v for v in values if v is not None]
-            complete = len(have) == len(protocol.KEYWORDS) and all(k in by_kw for k in protocol.KEYWORDS)
-            mean = _fmt(float(np.mean(have))) if complete else "n/a"
-            lines.append(f"| {name} | " + " | ".join(
-                _fmt(v) if k in by_kw else "-" for k, v in zip(protocol.KEYWORDS, values)) + f" | {mean} |")
-    counts = {k: d["keywords"] for by_kw in rows.values() for k, d in by_kw.items()}
-    hours = {k: d["hours"] for by_kw in rows.values() for k, d in by_kw.items()}
+            cells = [_cell(by_kw.get(k, []), key) for k in protocol.KEYWORDS]
+            have = [v for _, v in cells if v is not None]
+            mean = _fmt(float(np.mean(have))) if len(have) == len(protocol.KEYWORDS) else "n/a"
+            lines.append(f"| {name} | " + " | ".join(text for text, _ in cells) + f" | {mean} |")
+    lines.append("\nA row trained with several seeds shows the mean over its seeds, then their range; `ensemble` "
+                 "rows average the seeds' score curves (one detector of N models).")
+    counts = {k: runs[0]["keywords"] for by_kw in rows.values() for k, runs in by_kw.items()}
+    hours = {k: runs[0]["hours"] for by_kw in rows.values() for k, runs in by_kw.items()}
     if counts:
         listed = ", ".join(f"{k} {counts[k]}" for k in protocol.KEYWORDS if k in counts)
         lines.append(f"\nReal clips per keyword: {listed}"
@@ -441,6 +501,8 @@ def stage_report(args) -> None:
     for name in rows:
         variant = name.removeprefix("anchor: ")
         text = about[variant]["about"] if variant in about else ANCHORS.get(variant, "")
+        if variant.endswith(" ensemble"):
+            text = f"the mean score curve of the {variant.removesuffix(' ensemble')} seeds above"
         lines.append(f"| {name} | {text} |")
     lines.append(PUBLISHED)
     text = "\n".join(lines)
@@ -459,9 +521,10 @@ def _plot_report(args, rows: dict) -> None:
     colors = {name: f"C{i}" for i, name in enumerate(rows)}
     for ax, keyword in zip(axes, protocol.KEYWORDS):
         for name, by_kw in rows.items():
-            if keyword in by_kw:
-                det = by_kw[keyword]["det"]
-                ax.step(det["fa_per_hour"], 100 * np.array(det["frr"]), where="post", label=name, color=colors[name])
+            for i, run in enumerate(by_kw.get(keyword, [])):  # every seed, one colour per row
+                det = run["det"]
+                ax.step(det["fa_per_hour"], 100 * np.array(det["frr"]), where="post", label=name if i == 0 else None,
+                        color=colors[name], lw=1.5 if i == 0 else 0.7)
         ax.set_xscale("symlog", linthresh=0.5)
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
@@ -499,12 +562,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")
     parser.add_argument("--max-time", default="", help="train: time limit per keyword, DD:HH:MM:SS")
     parser.add_argument("--epochs", type=int, default=0, help="train: override max_epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="data seed: synthesis, streams, splits (default: 0)")
+    parser.add_argument("--seeds", default="0",
+                        help="train/evaluate: comma-separated training seeds, one detector each; with several, "
+                             "evaluate also scores their ensemble (default: 0)")
     parser.add_argument("--force", action="store_true", help="redo finished outputs")
     args = parser.parse_args(argv)
     args.work, args.shared = args.work.resolve(), args.shared.resolve()
     args.keywords = [k for k in args.keywords.split(",") if k]
     args.synth_groups = [g for g in args.synth_groups.split(",") if g]
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or [0]
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: give comma-separated integers")
     unknown = [k for k in args.keywords if k not in protocol.KEYWORDS] + [
         g for g in args.synth_groups if g not in SYNTH_GROUPS]
     if unknown:

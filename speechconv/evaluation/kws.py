@@ -57,6 +57,20 @@ class StreamScores:
         return [e for e in self.events or [] if e.score >= detector.threshold]
 
 
+def mean_curve(curves: list[StreamScores]) -> StreamScores:
+    """One stream scored by an ensemble: the mean of several detectors' score curves of that stream.
+
+    The detectors must share their frame times (same front-end hop and look-ahead)."""
+    if not curves or any(c.scores is None for c in curves):
+        raise ValueError("an ensemble needs at least one score curve per detector")
+    first = curves[0]
+    for other in curves[1:]:
+        if other.times.shape != first.times.shape or not np.allclose(other.times, first.times):
+            raise ValueError(f"{other.name}: detectors with different frame times cannot be averaged")
+    scores = np.mean([c.scores for c in curves], axis=0).astype(np.float32)
+    return StreamScores(first.name, first.duration_s, first.keywords, times=first.times, scores=scores)
+
+
 @dataclass
 class OperatingPoint:
     """One detector setting with its misses and false alarms."""

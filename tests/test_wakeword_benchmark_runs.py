@@ -1,0 +1,71 @@
+"""The wake-word benchmark's run layout: per-seed training configs and the report over seeds and ensembles.
+
+Works on written result files and a stand-in noise list; never reads the shared data folder."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "wakeword_benchmark"
+
+
+@pytest.fixture()
+def run(monkeypatch):
+    monkeypatch.syspath_prepend(str(RECIPE))  # run.py imports its sibling protocol.py
+    spec = importlib.util.spec_from_file_location("wakeword_benchmark_run", RECIPE / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("protocol", None)
+
+
+def test_each_seed_is_its_own_run_and_ema_appends_a_callback(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(run.protocol, "noise_files", lambda shared: (["train_noise.wav"], ["eval_noise.wav"]))
+    args = argparse.Namespace(work=tmp_path, shared=tmp_path, variant="ema", seed=0, max_time="", epochs=0)
+    configs = {seed: run.training_config(args, "alexa", seed) for seed in (0, 2)}
+    for seed, config in configs.items():
+        folder = tmp_path / "runs" / "ema" / "alexa" / f"seed{seed}"
+        assert config["seed_everything"] == seed and config["data"]["init_args"]["seed"] == seed
+        assert config["trainer"]["default_root_dir"] == str(folder)
+        # both seeds read the variant's one set of manifests
+        assert config["data"]["init_args"]["train_manifest"] == str(tmp_path / "runs/ema/alexa/manifests/train.jsonl")
+        checkpoint, ema = config["trainer"]["callbacks"]  # the template's checkpoint, then the appended average
+        assert checkpoint["init_args"]["dirpath"] == str(folder / "checkpoints")
+        assert ema["class_path"].endswith("EMAWeightAveraging") and ema["init_args"]["decay"] == 0.998
+        assert config["model"]["init_args"]["frontend"]["name"] == "pcen"
+        assert config["data"]["init_args"]["augment"][-3]["noise"] == ["train_noise.wav"]
+
+
+def _result(variant: str, keyword: str, frr: dict[str, float], **extra) -> dict:
+    return {"detector": extra.pop("detector", variant), "variant": variant, "keyword": keyword, "hours": 2.4,
+            "keywords": 329, **{f"frr_at_{k}": v for k, v in frr.items()},
+            "det": {"fa_per_hour": [0.0, 1.0], "frr": [0.9, 0.5]}, **extra}
+
+
+def _write(path: Path, data: dict) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps(data))
+
+
+def test_report_averages_seeds_and_lists_the_ensemble(run, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    _write(runs / "pcen/alexa/seed0/eval", _result("pcen", "alexa", {"0.5": 0.50, "1": 0.40}, seed=0))
+    _write(runs / "pcen/alexa/seed1/eval", _result("pcen", "alexa", {"0.5": 0.70, "1": 0.60}, seed=1))
+    _write(runs / "pcen/alexa/ensemble/eval",
+           _result("pcen", "alexa", {"0.5": 0.45, "1": 0.35}, detector="pcen ensemble", seeds=[0, 1]))
+    _write(runs / "baseline/alexa/seed0/eval", _result("baseline", "alexa", {"0.5": 0.9, "1": None}, seed=0))
+    run.stage_report(argparse.Namespace(work=tmp_path))
+    table = (tmp_path / "report.md").read_text()
+    at_1 = table.split("at <= 1 false alarms per hour")[1]
+    rows = [line for line in at_1.splitlines() if line.startswith("| ")]
+    assert rows[1] == "| baseline | n/a | - | - | - | n/a |"  # the sweep never reached 1 FA/h
+    assert rows[2] == "| pcen | 50.0% (40-60, 2 seeds) | - | - | - | n/a |"
+    assert rows[3] == "| pcen ensemble | 35.0% | - | - | - | n/a |"
+    assert "| pcen ensemble | the mean score curve of the pcen seeds above |" in table
+    assert (tmp_path / "det.png").is_file()
