@@ -8,6 +8,7 @@ so a ``.ckpt`` alone rebuilds it: ``AudioClassifier.load_from_checkpoint(path).s
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,11 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         An auxiliary phone-recognition task on the encoder (:mod:`speechconv.training.phone_task`),
         e.g. ``{"weight": 0.5, "subframes": 3}``: training batches from a data module with a
         ``transcribed_manifest`` add ``weight`` x the CTC loss of their utterances. Training only.
+    domain_adversarial:
+        A real-vs-synthetic discriminator on the encoder with a reversed gradient
+        (:mod:`speechconv.training.domain_adversarial`), e.g. ``{"weight": 0.3}``; ``negatives_only``
+        (default true) limits it to background clips, ``hidden`` sizes it. Needs a data module with
+        ``domain_labels: true``. Training only.
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         scheduler: dict[str, Any] | None = None,
         specaugment: dict[str, Any] | list[dict[str, Any]] | None = None,
         ctc: dict[str, Any] | None = None,
+        domain_adversarial: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -116,20 +123,43 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
             self.feature_augment = build_feature_augment([{"name": "specaugment", **e} if "name" not in e else e
                                                           for e in entries])
         self._confusion: torch.Tensor | None = None
+        self._encoder: list | None = None
         self.phone_head, self.ctc_weight = None, 0.0
         if ctc:
             self._build_phone_task(dict(ctc))
+        self.domain_head, self.domain_weight, self.domain_negatives_only = None, 0.0, True
+        if domain_adversarial:
+            self._build_domain_task(dict(domain_adversarial))
+
+    def _encoder_channels(self) -> int:
+        """The model's encoder (all but its output layer) as a view for the auxiliary tasks; its channels."""
+        from speechconv.training.phone_task import encoder_of
+
+        encoder, channels = encoder_of(self.spotter.model)
+        if self._encoder is None:
+            self._encoder = [encoder]  # in a list: a view of the model's layers, not a second copy in the state dict
+        return channels
 
     def _build_phone_task(self, ctc: dict[str, Any]) -> None:
-        from speechconv.training.phone_task import PhoneHead, encoder_of
+        from speechconv.training.phone_task import PhoneHead
 
         unknown = sorted(set(ctc) - {"weight", "subframes"})
         if unknown:
             raise ConfigError(f"ctc: unknown keys {unknown}; use weight, subframes")
         self.ctc_weight = float(ctc.get("weight", 0.5))
-        encoder, channels = encoder_of(self.spotter.model)
-        self.phone_head = PhoneHead(channels, int(ctc.get("subframes", 3)))
-        self._encoder = [encoder]  # in a list: a view of the model's layers, not a second copy in the state dict
+        self.phone_head = PhoneHead(self._encoder_channels(), int(ctc.get("subframes", 3)))
+
+    def _build_domain_task(self, options: dict[str, Any]) -> None:
+        from speechconv.training.domain_adversarial import DomainHead
+
+        unknown = sorted(set(options) - {"weight", "negatives_only", "hidden"})
+        if unknown:
+            raise ConfigError(f"domain_adversarial: unknown keys {unknown}; use weight, negatives_only, hidden")
+        self.domain_weight = float(options.get("weight", 0.3))
+        self.domain_negatives_only = bool(options.get("negatives_only", True))
+        if self.domain_negatives_only and not self.background:
+            raise ConfigError("domain_adversarial: negatives_only needs a background label (e.g. 'negative')")
+        self.domain_head = DomainHead(self._encoder_channels(), int(options.get("hidden", 64)))
 
     # ------------------------------------------------------------------ computation
     @property
@@ -146,6 +176,16 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         augment = self.feature_augment if self.training else None
         with self.frontend.fast_numerics(self.training):
             return self.spotter.logits(wave, feature_augment=augment)  # from the initial state, as inference
+
+    def encode_and_classify(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(encoder features, frame logits)``: the logits of :meth:`forward`, computed through the
+        encoder view so that an auxiliary task can read the features of the same pass."""
+        from speechconv.training.phone_task import encode
+
+        augment = self.feature_augment if self.training else None
+        with self.frontend.fast_numerics(self.training):
+            features = encode(self.spotter, self._encoder[0], wave, augment)
+        return features, self.model.body[-1](features)
 
     def frame_times(self, frames: int, device: torch.device) -> torch.Tensor:
         """Sample index (end of the audio) that each output frame describes."""
@@ -180,7 +220,11 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
 
     # ------------------------------------------------------------------ Lightning hooks
     def _step(self, batch: dict[str, torch.Tensor], split: str) -> torch.Tensor:
-        logits = self(batch["wave"])
+        adversarial = split == "train" and self.domain_head is not None
+        if adversarial:
+            features, logits = self.encode_and_classify(batch["wave"])
+        else:
+            logits = self(batch["wave"])
         loss = self.compute_loss(logits, batch)
         predictions = self.clip_scores(logits).argmax(dim=1)
         labels = batch["label"]
@@ -189,6 +233,26 @@ class AudioClassifier(RngCheckpointMixin, pl.LightningModule):
         log_loss_and_accuracy(self, split, loss, accuracy, size)
         if split != "train" and self._confusion is not None:
             self._confusion += confusion_matrix(labels, predictions, len(self.labels)).to(self._confusion)
+        if adversarial:
+            loss = loss + self._domain_loss(features, batch)
+        return loss
+
+    def _domain_loss(self, features: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        from speechconv.training.domain_adversarial import domain_loss, ramp
+
+        if "domain" not in batch:
+            raise ConfigError("domain_adversarial needs clips with domains: set data.init_args.domain_labels: true")
+        labels = batch["label"]
+        use = torch.ones_like(labels, dtype=torch.bool)
+        if self.domain_negatives_only:
+            use = torch.isin(labels, torch.as_tensor(self.background, device=labels.device))
+        steps = self._trainer.estimated_stepping_batches if self._trainer is not None else None
+        progress = self.global_step / steps if steps and math.isfinite(steps) else 1.0  # no known end: full
+        scale = self.domain_weight * ramp(progress)
+        loss, accuracy, clips = domain_loss(self.domain_head, features, batch["domain"], use, scale)
+        if clips:
+            self.log("train/domain", loss, on_step=True, on_epoch=True, batch_size=clips)
+            self.log("train/domain_acc", accuracy, on_step=False, on_epoch=True, batch_size=clips)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

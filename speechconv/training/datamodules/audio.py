@@ -59,13 +59,18 @@ class AudioClipDataset(Dataset):
 
     def __init__(self, entries: list, labels: Sequence[str], sample_rate: int, clip_seconds: float,
                  augment=None, seed: int = 0, train: bool = False, end_margin: float = 0.1,
-                 label_map: dict[str, str] | None = None):
+                 label_map: dict[str, str] | None = None, domains: bool = False):
         self.entries, self.labels = entries, list(labels)
         self.label_map = dict(label_map or {})
         self.sample_rate, self.length = sample_rate, int(round(clip_seconds * sample_rate))
         self.augment, self.seed, self.train = augment, seed, train
         self.end_margin = int(end_margin * sample_rate)
         self.targets = [self._target(e) for e in entries]
+        self.domains = None
+        if domains:  # real recording or synthetic voice, from the entry's engine
+            from speechconv.training.domain_adversarial import domain_of
+
+            self.domains = [domain_of(e.engine) for e in entries]
 
     def _target(self, entry) -> int:
         label = self.label_map.get(entry.label, entry.label)
@@ -97,8 +102,11 @@ class AudioClipDataset(Dataset):
         if self.augment is not None and generator is not None:
             clip = self.augment(clip, generator)
             clip = F.pad(clip, (0, max(0, self.length - len(clip))))[: self.length]
-        return {"wave": clip.contiguous(), "label": torch.tensor(self.targets[index]),
+        item = {"wave": clip.contiguous(), "label": torch.tensor(self.targets[index]),
                 "start": torch.tensor(start), "end": torch.tensor(end)}
+        if self.domains is not None:
+            item["domain"] = torch.tensor(self.domains[index])
+        return item
 
 
 class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
@@ -123,6 +131,10 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
         training batches become ``{"keyword": clips, "phones": utterances}``, with
         ``transcribed_batch_size`` whole utterances of at most ``transcribed_max_seconds`` (augmented
         like the clips) per step.
+    domain_labels:
+        Training clips also carry ``domain`` (:func:`~speechconv.training.domain_adversarial.domain_of`
+        of their ``engine``: real recording, synthetic voice, or neither) for ``AudioClassifier(
+        domain_adversarial=...)``.
     """
 
     def __init__(self, train_manifest: str, val_manifest: str | None = None, test_manifest: str | None = None,
@@ -130,7 +142,8 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
                  batch_size: int = 64, num_workers: int = 0, augment: list[dict] | dict | None = None,
                  seed: int = 0, end_margin: float = 0.1, label_map: dict[str, str] | None = None,
                  split_column: bool = False, transcribed_manifest: str | None = None,
-                 transcribed_batch_size: int = 8, transcribed_max_seconds: float = 16.0):
+                 transcribed_batch_size: int = 8, transcribed_max_seconds: float = 16.0,
+                 domain_labels: bool = False):
         super().__init__()
         self.save_hyperparameters()
         if not labels:
@@ -144,6 +157,7 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
         self.transcribed_batch_size, self.transcribed_max_seconds = transcribed_batch_size, transcribed_max_seconds
         self.datasets: dict[str, AudioClipDataset] = {}
         self.transcribed = None
+        self.domain_labels = domain_labels
 
     def _entries(self, split: str) -> list:
         from speechconv.data.manifest import read_manifest
@@ -169,7 +183,7 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
                 augment = build_augment(self.augment_config, self.sample_rate)
             self.datasets[split] = AudioClipDataset(entries, self.labels, self.sample_rate, self.clip_seconds,
                                                     augment, self.seed, split == "train", self.end_margin,
-                                                    self.label_map)
+                                                    self.label_map, self.domain_labels and split == "train")
         return self.datasets[split]
 
     def _transcribed(self):
