@@ -10,6 +10,7 @@ the splits are in ``protocol.py``; the README holds the tables this script print
     python recipes/wakeword_benchmark/run.py prepare  --work exp/wwb --variant voices
     python recipes/wakeword_benchmark/run.py train    --work exp/wwb --variant voices [--keywords alexa]
     python recipes/wakeword_benchmark/run.py evaluate --work exp/wwb --variant voices
+    python recipes/wakeword_benchmark/run.py train evaluate --work exp/wwb --variant pcen --seeds 0,1,2
     python recipes/wakeword_benchmark/run.py anchors  --work exp/wwb            # pocketsphinx, openWakeWord
     python recipes/wakeword_benchmark/run.py report   --work exp/wwb            # tables of every variant
     python recipes/wakeword_benchmark/run.py all      --work exp/wwb --variant voices
