@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import protocol  # sibling module: the script folder is on sys.path
@@ -44,9 +45,22 @@ from speechconv.training.recipe_tools import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "anchors", "report")
-SYNTH_GROUPS = {  # corpus name: (engines, positives, negatives)
-    "classic": ("espeak,flite,festival", 2500, 2500),
-    "neural": ("piper,kokoro", 600, 300),
+
+
+class SynthGroup(NamedTuple):
+    engines: str
+    positives: int
+    negatives: int
+    options: tuple[str, ...] = ()  # more `speechconv synth` options
+    seed_offset: int = 0
+
+
+SYNTH_GROUPS = {
+    "classic": SynthGroup("espeak,flite,festival", 2500, 2500),
+    "neural": SynthGroup("piper,kokoro", 600, 300),
+    # negatives only: near misses of any length and across word boundaries ("a record" for "alexa")
+    "hard": SynthGroup("espeak,flite,festival,piper", 0, 3000,
+                       ("--confusables", "near-miss", "--confusable-share", "0.8"), seed_offset=50),
 }
 FA_TARGETS = (0.5, 1.0)
 MAX_KEYWORD_SECONDS = 1.45
@@ -88,15 +102,17 @@ def stage_synth(args) -> None:
     groups = args.synth_groups or list(SYNTH_GROUPS)
     for keyword in args.keywords:
         for group in groups:
-            engines, positives, negatives = SYNTH_GROUPS[group]
+            spec = SYNTH_GROUPS[group]
             out = args.work / "synth" / keyword / group
             if (out / "manifest.jsonl").is_file() and not args.force:
                 log(f"{out}/manifest.jsonl exists; skipping")
                 continue
+            seed = args.seed + 100 * protocol.KEYWORDS.index(keyword) + spec.seed_offset
             speechconv("synth", "--keyword", protocol.keyword_text(keyword), "--out", str(out),
-                       "--n", str(args.positives or positives), "--negatives", str(args.negatives or negatives),
-                       "--engines", engines, "--seed", str(args.seed + 100 * protocol.KEYWORDS.index(keyword)),
-                       "--workers", str(args.workers))
+                       "--n", str(spec.positives and (args.positives or spec.positives)),
+                       "--negatives", str(args.negatives or spec.negatives),
+                       "--engines", spec.engines, "--seed", str(seed), "--workers", str(args.workers),
+                       *spec.options)
 
 
 def stage_convert(args) -> None:
@@ -557,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="voices", help="row of conf/variants.yaml (default: voices)")
     parser.add_argument("--keywords", default=",".join(protocol.KEYWORDS),
                         help="comma-separated subset of the keywords (default: all four)")
-    parser.add_argument("--synth-groups", default="", help="synth: corpora to render (default: classic,neural)")
+    parser.add_argument("--synth-groups", default="", help="synth: corpora to render (default: classic,neural,hard)")
     parser.add_argument("--positives", type=int, default=0, help="synth: keyword clips per corpus (default: its own)")
     parser.add_argument("--negatives", type=int, default=0, help="synth: negative clips per corpus")
     parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")

@@ -51,6 +51,13 @@ def register(subparsers) -> None:
         help="relative engine frequencies, e.g. 'piper=2,kokoro=2' (unlisted engines weigh 1; "
         "default: every clip picks an engine uniformly)",
     )
+    parser.add_argument("--confusables", choices=("words", "near-miss"), default="words",
+                        help="near-miss negatives: 'words' (50 words spelled about like the keyword) or "
+                        "'near-miss' (400 words of any length and two-word phrases like 'a record' for "
+                        "'alexa', the confusions of running speech; default: words)")
+    parser.add_argument("--confusable-share", type=float, default=0.5, metavar="P",
+                        help="share of negatives that are near misses; the rest are random words and "
+                        "everyday phrases (default: 0.5)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="random seed: clip i's text, voice and parameters depend only on the seed and i, "
                         "whatever --workers (default: 0)")
@@ -100,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         progress=not args.quiet,
         engine_weights=engine_weights or None,
+        confusables=args.confusables,
+        confusable_share=args.confusable_share,
     )
     elapsed = time.perf_counter() - start
     voices = len({(e.engine, e.voice) for e in entries})

@@ -16,6 +16,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 from speechconv.data.manifest import atomic_write_text
 from speechconv.errors import SpeechconvError
 
@@ -69,6 +71,11 @@ COMMON_PHRASES = (
     "happy birthday",
     "where is the station",
 )
+
+
+# Short words that join a neighbour in running speech: "a record", "the letter", "to get her".
+JOINING_WORDS = ("a", "the", "to", "an", "and", "in", "of", "on", "at", "is", "it", "as", "or", "for", "her",
+                 "him", "up", "so", "we", "he", "i", "my", "you", "all", "that", "this", "but")
 
 
 class ConfusablesError(SpeechconvError):
@@ -172,6 +179,33 @@ def phoneme_distance(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return prev[-1]
 
 
+def batch_phoneme_distance(target: tuple[str, ...], sequences: list[tuple[str, ...]]) -> np.ndarray:
+    """:func:`phoneme_distance` from ``target`` to each sequence, computed for all at once (NumPy)."""
+    distances = np.zeros(len(sequences))
+    symbols = {p: i for i, p in enumerate(dict.fromkeys(target))}
+    by_length: dict[int, list[int]] = {}
+    for i, seq in enumerate(sequences):
+        by_length.setdefault(len(seq), []).append(i)
+    for length, rows in by_length.items():
+        if length == 0:
+            distances[rows] = len(target)
+            continue
+        ids = np.array([[symbols.setdefault(p, len(symbols)) for p in sequences[i]] for i in rows])
+        vowel = np.array([is_vowel(p) for p in symbols])
+        sub = np.stack([np.where(ids == symbols[t], 0.0, np.where(vowel[ids] == is_vowel(t), 0.5, 1.0))
+                        for t in target])
+        prev = np.broadcast_to(np.arange(length + 1, dtype=float), (len(rows), length + 1)).copy()
+        for i in range(1, len(target) + 1):
+            cur = np.empty_like(prev)
+            cur[:, 0] = i
+            diagonal_or_up = np.minimum(prev[:, 1:] + 1.0, prev[:, :-1] + sub[i - 1])
+            for j in range(1, length + 1):  # left neighbour: a running minimum along the row
+                cur[:, j] = np.minimum(diagonal_or_up[:, j - 1], cur[:, j - 1] + 1.0)
+            prev = cur
+        distances[rows] = prev[:, -1]
+    return distances
+
+
 def _candidates(keyword: str, words: tuple[str, ...], length_slack: int) -> list[str]:
     letters = len(re.sub(r"[^a-z]", "", keyword.lower()))
     low, high = max(2, letters - length_slack), letters + length_slack
@@ -235,3 +269,67 @@ def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
             break
         count += 1
     return count
+
+
+def near_miss_phrases(
+    keyword: str,
+    k: int = 300,
+    word_list: str | os.PathLike = WORD_LIST,
+    phone_slack: int = 2,
+    voice: str = "en-us",
+    per_word_limit: int = 2,
+) -> list[str]:
+    """The ``k`` words *and two-word phrases* that sound most like ``keyword``, across word boundaries.
+
+    :func:`confusable_words` keeps words of about the keyword's spelling length and one word only, so it
+    misses what trips detectors in running speech: longer words ("election" for "alexa") and a short
+    word joined to its neighbour ("a record", "a lesson"). Here candidates are every word of the word list
+    and every pair of one :data:`JOINING_WORDS` entry with a word (either order) whose phoneme count is
+    within ``phone_slack`` of the keyword's. Words and phrases are ranked like :func:`confusable_words`
+    and returned in turn; a word appears in at most ``per_word_limit`` phrases and no joining word in
+    more than an eighth of them. Candidates
+    containing the keyword, and exact homophones, are excluded.
+    """
+    keyword = keyword.strip().lower()
+    if not keyword:
+        raise ConfusablesError("keyword is empty")
+    target = split_phonemes(" ".join(_espeak_batch([keyword], voice)))
+    kw_words = set(keyword.split())
+    low, high = max(1, len(target) - phone_slack), len(target) + phone_slack
+    words = [w for w in load_word_list(str(word_list)) if not any(kw in w for kw in kw_words)]
+    joining = sorted({w for w in JOINING_WORDS if w not in kw_words})
+    table = phoneme_table(sorted(set(words) | set(joining)), voice)
+    candidates: dict[str, tuple[str, ...]] = {}
+    for word in words:
+        phones = table[word]
+        if len(phones) > high:
+            continue
+        if len(phones) >= low:
+            candidates[word] = phones
+        for joiner in joining:
+            before, after = (f"{joiner} {word}", table[joiner] + phones), (f"{word} {joiner}", phones + table[joiner])
+            for text, joined in (before, after):
+                if low <= len(joined) <= high:
+                    candidates[text] = joined
+    texts = list(candidates)
+    distances = batch_phoneme_distance(target, [candidates[t] for t in texts])
+    scored = [(float(d), -_common_prefix(target, candidates[t]), abs(len(candidates[t]) - len(target)), t)
+              for t, d in zip(texts, distances) if d > 0]
+    scored.sort()
+    singles, phrases, per_word, per_joiner = [], [], {}, {}
+    joiner_limit = max(4, k // 8)
+    for entry in scored:  # a word in at most `per_word_limit` phrases; no joining word fills the list
+        text = entry[-1]
+        if " " not in text:
+            singles.append(text)
+            continue
+        parts = text.split()
+        main, joiner = (parts[1], parts[0]) if parts[0] in joining else (parts[0], parts[1])
+        if per_word.get(main, 0) < per_word_limit and per_joiner.get(joiner, 0) < joiner_limit:
+            per_word[main] = per_word.get(main, 0) + 1
+            per_joiner[joiner] = per_joiner.get(joiner, 0) + 1
+            phrases.append(text)
+    chosen = [t for pair in zip(singles, phrases) for t in pair]  # words and phrases in turn
+    longer = singles if len(singles) > len(phrases) else phrases
+    chosen += longer[min(len(singles), len(phrases)):]
+    return chosen[:k]

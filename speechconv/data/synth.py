@@ -22,7 +22,7 @@ import numpy as np
 from speechconv.audio.activity import active_span
 from speechconv.audio.io import load_audio_array
 from speechconv.audio.writer import save_audio
-from speechconv.data.confusables import COMMON_PHRASES, confusable_words, load_word_list
+from speechconv.data.confusables import COMMON_PHRASES, confusable_words, load_word_list, near_miss_phrases
 from speechconv.data.manifest import ManifestEntry, write_manifest
 from speechconv.data.tts import (
     APT_PACKAGES,
@@ -53,6 +53,7 @@ CARRIERS = (
     "hey, {kw}",
     "{kw} world",
 )
+CONFUSABLE_LISTS = ("words", "near-miss")
 NEGATIVE_CARRIERS = ("{w}", "{w}", "{w}", "{w} there", "oh, {w}", "well {w}", "{w} everyone")
 _CHUNK = 16
 _LEVEL_DBFS = (-20.0, -1.0)  # peak level range of the written clips
@@ -114,11 +115,17 @@ def plan_corpus(
     confusables: list[str] | None = None,
     words: tuple[str, ...] | None = None,
     engine_weights: dict[str, float] | None = None,
+    confusable_share: float = 0.5,
 ) -> list[ClipPlan]:
     """Texts, voices and parameters of every clip; clip ``i`` depends only on ``(seed, i)`` and the inputs.
 
     ``engine_weights`` (engine -> relative weight, 1 when left out) replaces the uniform engine draw.
+    A negative is a confusable (alone or in a carrier) with probability ``confusable_share``; the rest
+    are random words and everyday phrases, 3 : 2.
     """
+    if not 0.0 <= confusable_share <= 1.0:
+        raise SpeechconvError(f"confusable share must be in [0, 1], got {confusable_share}")
+    random_words_below = confusable_share + 0.6 * (1.0 - confusable_share)
     voices = {engine: list_voices(engine) for engine in engines}
     probabilities = engine_probabilities(engines, engine_weights)
     if confusables is None and n_negative > 0:
@@ -133,10 +140,10 @@ def plan_corpus(
             label, text = POSITIVE_LABEL, CARRIERS[rng.integers(len(CARRIERS))].format(kw=keyword)
         else:
             label, kind = NEGATIVE_LABEL, rng.random()
-            if kind < 0.5 and confusables:  # phonetic near-misses, alone or in a carrier
+            if kind < confusable_share and confusables:  # phonetic near-misses, alone or in a carrier
                 word = confusables[rng.integers(len(confusables))]
                 text = NEGATIVE_CARRIERS[rng.integers(len(NEGATIVE_CARRIERS))].format(w=word)
-            elif kind < 0.8:  # one to three random words
+            elif kind < random_words_below:  # one to three random words
                 text = " ".join(words[i] for i in rng.integers(len(words), size=int(rng.integers(1, 4))))
             else:
                 text = phrases[rng.integers(len(phrases))]
@@ -238,11 +245,16 @@ def synthesize_corpus(
     sample_rate: int = 16000,
     progress: bool = True,
     engine_weights: dict[str, float] | None = None,
+    confusables: str = "words",
+    confusable_share: float = 0.5,
 ) -> list[ManifestEntry]:
     """Render a keyword corpus into ``out_dir`` and write ``out_dir/manifest.jsonl``.
 
     ``engine_weights`` sets how often each engine is drawn (see :func:`plan_corpus`); weights of
-    engines skipped as missing are ignored, unknown engine names are an error.
+    engines skipped as missing are ignored, unknown engine names are an error. ``confusables`` picks the
+    near-miss list of the negatives: ``"words"`` (:func:`confusable_words`, 50 words of about the
+    keyword's spelling) or ``"near-miss"`` (:func:`near_miss_phrases`, 400 words and two-word phrases,
+    across word boundaries); ``confusable_share`` is the share of negatives drawn from it.
 
     Returns the manifest entries in clip order. Clips an engine fails on are reported on stderr and
     left out; if every clip fails a :class:`SpeechconvError` is raised.
@@ -256,7 +268,13 @@ def synthesize_corpus(
     out_dir.mkdir(parents=True, exist_ok=True)
     log = (lambda msg: print(msg, file=sys.stderr)) if progress else None
     usable = resolve_engines(engines, log)
-    plans = plan_corpus(keyword, n_positive, n_negative, usable, seed, engine_weights=engine_weights)
+    if confusables not in CONFUSABLE_LISTS:
+        raise SpeechconvError(f"unknown confusable list {confusables!r} (choose from {', '.join(CONFUSABLE_LISTS)})")
+    near_misses = None
+    if confusables == "near-miss" and n_negative > 0 and available_engines().get("espeak"):
+        near_misses = near_miss_phrases(keyword, k=400, per_word_limit=1)
+    plans = plan_corpus(keyword, n_positive, n_negative, usable, seed, confusables=near_misses,
+                        engine_weights=engine_weights, confusable_share=confusable_share)
     chunks = [plans[i : i + _CHUNK] for i in range(0, len(plans), _CHUNK)]
     results: dict[int, ManifestEntry | str] = {}
     bar = None
