@@ -199,6 +199,8 @@ def test_cli_with_the_bundled_model_on_the_example(tmp_path):
     assert "| model's operating point | 0.00% | 4/4 |" in proc.stdout
     assert out_png.stat().st_size > 10_000 and out_png.read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "cache" / "hello_example.npz").is_file()
+    assert "highest-scoring false alarms" in proc.stdout
+    assert all(a["stream"] == "hello_example" and a["score"] >= 0.05 for a in result["top_false_alarms"])
     # the same numbers from the detections `speechconv detect` writes
     detections = tmp_path / "d.csv"
     detect = subprocess.run([sys.executable, "-m", "speechconv.cli.main", "detect", str(EXAMPLE),
@@ -226,3 +228,23 @@ def test_load_stream_keyword_free_needs_no_truth(tmp_path):
     wav.write_bytes(EXAMPLE.read_bytes())
     stream = load_stream(wav, "hello", events={}, keyword_free=True)
     assert stream.keywords == [] and stream.duration_s == pytest.approx(17.0, abs=5)
+
+
+def test_top_false_alarms_ranks_and_names_what_was_said(tmp_path):
+    keyword_stream, negative_stream = synthetic_streams()
+    truth = tmp_path / "neg.csv"
+    with open(truth, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["start", "end", "label", "speaker", "source", "text"])
+        writer.writerow([2990.0, 3005.0, "0", "1737", "a.flac", "knit two together"])
+    negative_stream.truth_csv = str(truth)
+    alarms = kws.top_false_alarms([keyword_stream, negative_stream], n=10, floor=0.5)
+    # bumps outside keywords: 0.85 (negatives, inside the labelled row), 0.8 (kw stream), 0.6 (negatives)
+    assert [(a.stream, round(a.score, 2)) for a in alarms] == [("neg", 0.85), ("kw", 0.8), ("neg", 0.6)]
+    assert alarms[0].truth["speaker"] == "1737" and alarms[0].truth["text"] == "knit two together"
+    assert alarms[1].truth == {} and alarms[2].truth == {}  # no truth file / no row at that time
+    assert [a.score for a in kws.top_false_alarms([keyword_stream, negative_stream], n=1, floor=0.5)] == \
+        [alarms[0].score]
+    table = kws.false_alarm_table(alarms)
+    assert "| 0.8500 | neg | 3000.00 | 0 | 1737 | knit two together |" in table
+    assert table.count("\n") == 2 + 3

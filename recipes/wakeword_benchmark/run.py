@@ -336,6 +336,13 @@ def evaluate_curves(name: str, keyword: str, keyword_stream, negative_stream, ou
     kws.plot_det({name: points}, out / f"det_{name}.png", title=f"{keyword}: {name}")
     fa, frr = kws.det_curve(points)
     result["det"] = {"fa_per_hour": fa.tolist(), "frr": frr.tolist()}
+    at_one = best[f"{FA_TARGETS[-1]:g}"]
+    alarms = kws.top_false_alarms(streams, 10, at_one.smoothing_frames if at_one else 1)
+    result["top_false_alarms"] = [a.as_dict() for a in alarms]
+    (out / "false_alarms.md").write_text(kws.false_alarm_table(alarms))
+    said = [a.truth.get("speaker") or a.truth.get("label") or "?" for a in alarms]
+    log(f"{name}/{keyword}: the 10 highest false alarms come from "
+        + ", ".join(f"{who} x{said.count(who)}" for who in dict.fromkeys(said)))
     return result
 
 

@@ -24,7 +24,9 @@ false alarms per hour over the --fa-stream files, or over the STREAMs themselves
 
 Output: a table on stdout (the model's own operating point, then the best FRR at each --fa-targets
 value) and recall per group (speaker, voice, ...) at the model's point and at the first target;
---json writes every number and the whole sweep, --det a DET curve PNG."""
+--json writes every number and the whole sweep, --det a DET curve PNG. The highest-scoring false
+alarms are listed with the ground-truth row around each (speaker, source, text): at strict targets a
+handful of moments set the FRR."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="a peak up to S seconds before a keyword starts finds it (default: 0.1)")
     parser.add_argument("--late", type=float, default=0.5, metavar="S",
                         help="a peak up to S seconds after a keyword ends finds it (default: 0.5)")
+    parser.add_argument("--top-false-alarms", type=int, default=10, metavar="N",
+                        help="list the N highest-scoring false alarms with what the ground truth says was said "
+                        "there: the moments that set the FRR at strict targets (default: 10; 0: none)")
     parser.add_argument("--json", metavar="FILE", help="write every number and the sweep as JSON")
     parser.add_argument("--det", metavar="PNG", help="write the DET curve as a PNG")
     parser.add_argument("--cache", metavar="DIR", help="keep score curves here (.npz) and reuse them")
@@ -149,6 +154,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nrecall per group at the best point at <= {targets[0]:g} FA/h:")
         print(kws.group_table(first), end="")
 
+    alarms = []
+    if args.top_false_alarms > 0:
+        smoothing_of_top = first.smoothing_frames if first is not None else default[0]
+        alarms = kws.top_false_alarms(fa_streams, args.top_false_alarms, smoothing_of_top,
+                                      floor=0.05 if spotter is not None else default[1], **options)
+        print(f"\nthe {len(alarms)} highest-scoring false alarms (smoothing {smoothing_of_top}):")
+        print(kws.false_alarm_table(alarms), end="")
+
     if args.json:
         result = {
             "keyword": keyword,
@@ -159,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             "operating_point": at_default.as_dict(),
             "best": {f"{t:g}": (p.as_dict() if p else None) for t, p in best.items()},
             "sweep": [p.as_dict() for p in points],
+            "top_false_alarms": [a.as_dict() for a in alarms],
         }
         atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
     if args.det:

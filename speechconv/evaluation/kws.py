@@ -49,6 +49,7 @@ class StreamScores:
     times: np.ndarray | None = None
     scores: np.ndarray | None = None
     events: list[Event] | None = None  # detections given instead of a curve
+    truth_csv: str | None = None  # where the stream's ground truth came from, if anywhere
 
     def detect(self, detector: Detector) -> list[Event]:
         """Events at the detector's setting: from the curve, or the given events at or above its threshold."""
@@ -68,7 +69,8 @@ def mean_curve(curves: list[StreamScores]) -> StreamScores:
         if other.times.shape != first.times.shape or not np.allclose(other.times, first.times):
             raise ValueError(f"{other.name}: detectors with different frame times cannot be averaged")
     scores = np.mean([c.scores for c in curves], axis=0).astype(np.float32)
-    return StreamScores(first.name, first.duration_s, first.keywords, times=first.times, scores=scores)
+    return StreamScores(first.name, first.duration_s, first.keywords, times=first.times, scores=scores,
+                        truth_csv=first.truth_csv)
 
 
 @dataclass
@@ -135,6 +137,64 @@ def operating_point(keyword_streams: list[StreamScores], fa_streams: list[Stream
         found=found, keywords=total, false_alarms=false_alarms, hours=hours,
         recall_by_group={g: v for g, v in sorted(by_group.items())}, false_alarms_by_stream=fa_by_stream,
     )
+
+
+@dataclass(frozen=True)
+class FalseAlarm:
+    """A detection outside every keyword window, with what the ground truth says was there."""
+
+    stream: str
+    peak: float
+    score: float
+    truth: dict = field(default_factory=dict)  # the ground-truth row around the peak, if any
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def top_false_alarms(fa_streams: list[StreamScores], n: int = 10, smoothing_frames: int = 1,
+                     floor: float = 0.05, detector_options: dict | None = None, early_s: float = EARLY_S,
+                     late_s: float = LATE_S) -> list[FalseAlarm]:
+    """The ``n`` highest-scoring false alarms over ``fa_streams`` (detector at threshold ``floor``): the
+    moments that set the FRR at a strict false-alarm target. Each carries the ground-truth row whose
+    span holds its peak (label, speaker, source, text, where the CSV has them)."""
+    from speechconv.data.evalstream import read_ground_truth
+
+    detector = Detector(threshold=float(floor), smoothing_frames=smoothing_frames, **(detector_options or {}))
+    alarms = []
+    for stream in fa_streams:
+        events = stream.detect(detector)
+        peaks = np.array([e.peak for e in events])
+        if not len(events):
+            continue
+        if stream.keywords:
+            starts = np.array([k.start for k in stream.keywords]) - early_s
+            ends = np.array([k.end for k in stream.keywords]) + late_s
+            outside = ~((peaks[:, None] >= starts[None, :]) & (peaks[:, None] <= ends[None, :])).any(axis=1)
+        else:
+            outside = np.ones(len(events), dtype=bool)
+        alarms += [(stream, e) for e, keep in zip(events, outside) if keep]
+    alarms.sort(key=lambda item: -item[1].score)
+    rows_of: dict[str, list[dict]] = {}
+    result = []
+    for stream, event in alarms[:n]:
+        if stream.truth_csv and stream.truth_csv not in rows_of:
+            rows_of[stream.truth_csv] = read_ground_truth(stream.truth_csv)
+        rows = rows_of.get(stream.truth_csv or "", [])
+        row = next((r for r in rows if r["start"] - early_s <= event.peak <= r["end"] + late_s), {})
+        truth = {k: v for k, v in row.items() if k in ("start", "end", "label", "speaker", "source", "text")}
+        result.append(FalseAlarm(stream.name, float(event.peak), float(event.score), truth))
+    return result
+
+
+def false_alarm_table(alarms: list[FalseAlarm]) -> str:
+    """Markdown table of :func:`top_false_alarms`."""
+    lines = ["| score | stream | at (s) | label | speaker | what was said |", "|---|---|---|---|---|---|"]
+    for a in alarms:
+        what = a.truth.get("text") or Path(str(a.truth.get("source", ""))).name or "(no ground-truth row here)"
+        lines.append(f"| {a.score:.4f} | {a.stream} | {a.peak:.2f} | {a.truth.get('label', '')} | "
+                     f"{a.truth.get('speaker', '')} | {str(what)[:80]} |")
+    return "\n".join(lines) + "\n"
 
 
 def sweep(keyword_streams: list[StreamScores], fa_streams: list[StreamScores], detector_options: dict | None = None,

@@ -142,11 +142,12 @@ def load_stream(wav: str | os.PathLike, keyword: str, *, spotter=None, events: d
     wav = Path(wav)
     truth = Path(truth) if truth else truth_path(wav)
     spans = [] if keyword_free and not truth.is_file() else read_keyword_spans(truth, keyword, group_by)
+    truth_csv = str(truth) if truth.is_file() else None
     duration = stream_duration(wav)
     if spotter is not None:
         cache = None if cache_dir is None else Path(cache_dir) / f"{wav.stem}.npz"
         times, scores = score_stream(spotter, wav, cache)
-        return StreamScores(wav.stem, duration, spans, times=times, scores=scores)
+        return StreamScores(wav.stem, duration, spans, times=times, scores=scores, truth_csv=truth_csv)
     if events is None:
         raise EvaluationError("give a model or detections to evaluate")
-    return StreamScores(wav.stem, duration, spans, events=detections_for(events, wav))
+    return StreamScores(wav.stem, duration, spans, events=detections_for(events, wav), truth_csv=truth_csv)
