@@ -233,6 +233,13 @@ def phoneme_table(words: list[str], voice: str = "en-us") -> dict[str, tuple[str
     return {w: tuple(table[w]) for w in words}
 
 
+def _keyword_phonemes(keyword: str, voice: str) -> tuple[str, tuple[str, ...]]:
+    keyword = keyword.strip().lower()
+    if not keyword:
+        raise ConfusablesError("keyword is empty")
+    return keyword, split_phonemes(" ".join(_espeak_batch([keyword], voice)))
+
+
 def confusable_words(
     keyword: str,
     k: int = 50,
@@ -246,10 +253,7 @@ def confusable_words(
     (listeners and detectors confuse onsets most), the difference in phoneme count, then
     alphabetically. Words containing the keyword and exact homophones are excluded.
     """
-    keyword = keyword.strip().lower()
-    if not keyword:
-        raise ConfusablesError("keyword is empty")
-    target = split_phonemes(" ".join(_espeak_batch([keyword], voice)))
+    keyword, target = _keyword_phonemes(keyword, voice)
     candidates = _candidates(keyword, load_word_list(str(word_list)), length_slack)
     table = phoneme_table(candidates, voice)
     scored = []
@@ -290,10 +294,7 @@ def near_miss_phrases(
     more than an eighth of them. Candidates
     containing the keyword, and exact homophones, are excluded.
     """
-    keyword = keyword.strip().lower()
-    if not keyword:
-        raise ConfusablesError("keyword is empty")
-    target = split_phonemes(" ".join(_espeak_batch([keyword], voice)))
+    keyword, target = _keyword_phonemes(keyword, voice)
     kw_words = set(keyword.split())
     low, high = max(1, len(target) - phone_slack), len(target) + phone_slack
     words = [w for w in load_word_list(str(word_list)) if not any(kw in w for kw in kw_words)]
