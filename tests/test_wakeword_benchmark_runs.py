@@ -55,7 +55,8 @@ def _write(path: Path, data: dict) -> None:
 
 def test_report_averages_seeds_and_lists_the_ensemble(run, tmp_path, capsys):
     runs = tmp_path / "runs"
-    _write(runs / "pcen/alexa/seed0/eval", _result("pcen", "alexa", {"0.5": 0.50, "1": 0.40}, seed=0))
+    _write(runs / "pcen/alexa/seed0/eval", _result("pcen", "alexa", {"0.5": 0.50, "1": 0.40}, seed=0,
+                                                   det={"fa_per_hour": [0.0, 3.0, 8.0], "frr": [0.9, 0.3, 0.1]}))
     _write(runs / "pcen/alexa/seed1/eval", _result("pcen", "alexa", {"0.5": 0.70, "1": 0.60}, seed=1))
     _write(runs / "pcen/alexa/ensemble/eval",
            _result("pcen", "alexa", {"0.5": 0.45, "1": 0.35}, detector="pcen ensemble", seeds=[0, 1]))
@@ -69,3 +70,6 @@ def test_report_averages_seeds_and_lists_the_ensemble(run, tmp_path, capsys):
     assert rows[3] == "| pcen ensemble | 35.0% | - | - | - | n/a |"
     assert "| pcen ensemble | the mean score curve of the pcen seeds above |" in table
     assert (tmp_path / "det.png").is_file()
+    # the diagnostic <= 5 FA/h table is read off the DET curves: 0.3 (seed 0) and 0.5 (seed 1)
+    at_5 = [line for line in table.split("at <= 5 false alarms per hour")[1].splitlines() if line.startswith("| ")]
+    assert "| pcen | 40.0% (30-50, 2 seeds) | - | - | - | n/a |" in at_5

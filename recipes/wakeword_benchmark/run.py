@@ -63,6 +63,10 @@ SYNTH_GROUPS = {
                        ("--confusables", "near-miss", "--confusable-share", "0.8"), seed_offset=50),
 }
 FA_TARGETS = (0.5, 1.0)
+#: A looser point, read off the DET curves: at <= 1 FA/h a row is set by its 2-3 highest false alarms
+#: over 2.4 h, at <= 5 FA/h by about a dozen, so it ranks levers with less noise.
+DIAGNOSTIC_FA = 5.0
+DIAGNOSTIC_NOTE = " (diagnostic, not a target: set by about a dozen false alarms instead of two or three)"
 MAX_KEYWORD_SECONDS = 1.45
 
 
@@ -467,9 +471,19 @@ def _fmt(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _cell(runs: list[dict], key: str) -> tuple[str, float | None]:
+def _frr(result: dict, target: float) -> float | None:
+    """FRR at <= ``target`` FA/h: the evaluated number, else read off the result's DET curve."""
+    key = f"frr_at_{target:g}"
+    if key in result or "det" not in result:
+        return result.get(key)
+    det = result["det"]
+    reached = [frr for fa, frr in zip(det["fa_per_hour"], det["frr"]) if fa <= target]
+    return min(reached) if reached else None
+
+
+def _cell(runs: list[dict], target: float) -> tuple[str, float | None]:
     """A table cell for one row and keyword: one run's FRR, or the mean over seeds with their range."""
-    values = [r.get(key) for r in runs]
+    values = [_frr(r, target) for r in runs]
     if not values:
         return "-", None
     if any(v is None for v in values):
@@ -501,13 +515,14 @@ def stage_report(args) -> None:
         data = json.loads(results.read_text())
         rows.setdefault(f"anchor: {data['detector']}", {})[data["keyword"]] = [data]
     lines = []
-    for target in FA_TARGETS:
-        key = f"frr_at_{target:g}"
+    for target in (*FA_TARGETS, DIAGNOSTIC_FA):
         lines.append(f"\nFRR (share of real keywords missed) at <= {target:g} false alarms per hour:\n")
+        if target == DIAGNOSTIC_FA:
+            lines[-1] = lines[-1].replace(":\n", DIAGNOSTIC_NOTE + ":\n")
         lines.append("| detector | " + " | ".join(protocol.KEYWORDS) + " | mean |")
         lines.append("|---" * (len(protocol.KEYWORDS) + 2) + "|")
         for name, by_kw in rows.items():
-            cells = [_cell(by_kw.get(k, []), key) for k in protocol.KEYWORDS]
+            cells = [_cell(by_kw.get(k, []), target) for k in protocol.KEYWORDS]
             have = [v for _, v in cells if v is not None]
             mean = _fmt(float(np.mean(have))) if len(have) == len(protocol.KEYWORDS) else "n/a"
             lines.append(f"| {name} | " + " | ".join(text for text, _ in cells) + f" | {mean} |")
