@@ -62,6 +62,7 @@ SYNTH_GROUPS = {
     "hard": SynthGroup("espeak,flite,festival,piper", 0, 3000,
                        ("--confusables", "near-miss", "--confusable-share", "0.8"), seed_offset=50),
 }
+DEFAULT_SYNTH_GROUPS = ("classic", "neural")  # `hard` only for the hardneg row: --synth-groups hard
 FA_TARGETS = (0.5, 1.0)
 #: A looser point, read off the DET curves: at <= 1 FA/h a row is set by its 2-3 highest false alarms
 #: over 2.4 h, at <= 5 FA/h by about a dozen, so it ranks levers with less noise.
@@ -103,7 +104,7 @@ def stage_streams(args) -> None:
 
 
 def stage_synth(args) -> None:
-    groups = args.synth_groups or list(SYNTH_GROUPS)
+    groups = args.synth_groups or list(DEFAULT_SYNTH_GROUPS)
     for keyword in args.keywords:
         for group in groups:
             spec = SYNTH_GROUPS[group]
@@ -133,7 +134,7 @@ def stage_convert(args) -> None:
     log(f"{len(references)} reference voices: median F0 "
         + ", ".join(f"{r.median_hz:.0f}" for r in sorted(references, key=lambda r: r.median_hz)) + " Hz")
     for keyword in args.keywords:
-        for group in args.synth_groups or list(SYNTH_GROUPS):
+        for group in args.synth_groups or list(DEFAULT_SYNTH_GROUPS):
             source = args.work / "synth" / keyword / group
             out = args.work / "synth" / keyword / f"{group}_praat"
             if (out / "manifest.jsonl").is_file() and not args.force:
@@ -154,6 +155,12 @@ def stage_prepare(args) -> None:
     real = protocol.real_training_negatives(args.shared, args.work, seed=args.seed)
     for keyword in args.keywords:
         synth_dirs = [args.work / "synth" / keyword / group for group in spec["synth"]]
+        missing = [d.name for d in synth_dirs if not (d / "manifest.jsonl").is_file()]
+        if missing:
+            raise SystemExit(f"{args.variant}/{keyword}: no synthetic corpus {', '.join(missing)} under "
+                             f"{args.work / 'synth' / keyword}; run: run.py synth --synth-groups "
+                             f"{','.join(sorted({m.removesuffix('_praat') for m in missing}))} --keywords {keyword}"
+                             + (" (then convert)" if any(m.endswith("_praat") for m in missing) else ""))
         repeats = {args.work / "synth" / keyword / group: int(n) for group, n in (spec.get("repeat") or {}).items()}
         counts = protocol.write_manifests(keyword, synth_dirs, real, variant_dir(args, keyword) / "manifests",
                                           MAX_KEYWORD_SECONDS, repeats)
@@ -595,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="voices", help="row of conf/variants.yaml (default: voices)")
     parser.add_argument("--keywords", default=",".join(protocol.KEYWORDS),
                         help="comma-separated subset of the keywords (default: all four)")
-    parser.add_argument("--synth-groups", default="", help="synth: corpora to render (default: classic,neural,hard)")
+    parser.add_argument("--synth-groups", default="", help="synth: corpora (default: classic,neural; hard for hardneg)")
     parser.add_argument("--positives", type=int, default=0, help="synth: keyword clips per corpus (default: its own)")
     parser.add_argument("--negatives", type=int, default=0, help="synth: negative clips per corpus")
     parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")
