@@ -291,8 +291,7 @@ def near_miss_phrases(
     and every pair of one :data:`JOINING_WORDS` entry with a word (either order) whose phoneme count is
     within ``phone_slack`` of the keyword's. Words and phrases are ranked like :func:`confusable_words`
     and returned in turn; a word appears in at most ``per_word_limit`` phrases and no joining word in
-    more than an eighth of them. Candidates
-    containing the keyword, and exact homophones, are excluded.
+    more than an eighth of them. Candidates containing the keyword, and exact homophones, are excluded.
     """
     keyword, target = _keyword_phonemes(keyword, voice)
     kw_words = set(keyword.split())

@@ -95,13 +95,16 @@ class OperatingPoint:
 def match_events(peaks: np.ndarray, keywords: list[KeywordSpan], early_s: float = EARLY_S,
                  late_s: float = LATE_S) -> tuple[np.ndarray, int]:
     """``(found flag per keyword, false alarms)`` for detection peak times against keyword spans."""
-    peaks = np.asarray(peaks, dtype=np.float64)
-    if not keywords:
-        return np.zeros(0, dtype=bool), len(peaks)
-    starts = np.array([k.start for k in keywords]) - early_s
-    ends = np.array([k.end for k in keywords]) + late_s
-    inside = (peaks[:, None] >= starts[None, :]) & (peaks[:, None] <= ends[None, :])
+    inside = _inside_windows(peaks, keywords, early_s, late_s)
     return inside.any(axis=0), int((~inside.any(axis=1)).sum())
+
+
+def _inside_windows(peaks, keywords: list[KeywordSpan], early_s: float, late_s: float) -> np.ndarray:
+    """``(peaks, keywords)`` flags: peak i lies in keyword j's match window."""
+    peaks = np.asarray(peaks, dtype=np.float64)
+    starts = np.array([k.start for k in keywords], dtype=np.float64) - early_s
+    ends = np.array([k.end for k in keywords], dtype=np.float64) + late_s
+    return (peaks[:, None] >= starts[None, :]) & (peaks[:, None] <= ends[None, :])
 
 
 def operating_point(keyword_streams: list[StreamScores], fa_streams: list[StreamScores], smoothing_frames: int,
@@ -164,16 +167,8 @@ def top_false_alarms(fa_streams: list[StreamScores], n: int = 10, smoothing_fram
     alarms = []
     for stream in fa_streams:
         events = stream.detect(detector)
-        peaks = np.array([e.peak for e in events])
-        if not len(events):
-            continue
-        if stream.keywords:
-            starts = np.array([k.start for k in stream.keywords]) - early_s
-            ends = np.array([k.end for k in stream.keywords]) + late_s
-            outside = ~((peaks[:, None] >= starts[None, :]) & (peaks[:, None] <= ends[None, :])).any(axis=1)
-        else:
-            outside = np.ones(len(events), dtype=bool)
-        alarms += [(stream, e) for e, keep in zip(events, outside) if keep]
+        inside = _inside_windows([e.peak for e in events], stream.keywords, early_s, late_s).any(axis=1)
+        alarms += [(stream, e) for e, hit in zip(events, inside) if not hit]
     alarms.sort(key=lambda item: -item[1].score)
     rows_of: dict[str, list[dict]] = {}
     result = []
