@@ -73,3 +73,22 @@ def test_report_averages_seeds_and_lists_the_ensemble(run, tmp_path, capsys):
     # the diagnostic <= 5 FA/h table is read off the DET curves: 0.3 (seed 0) and 0.5 (seed 1)
     at_5 = [line for line in table.split("at <= 5 false alarms per hour")[1].splitlines() if line.startswith("| ")]
     assert "| pcen | 40.0% (30-50, 2 seeds) | - | - | - | n/a |" in at_5
+
+
+def test_prose_synth_reads_only_the_training_speakers_transcripts(run, tmp_path, monkeypatch):
+    from speechconv.data.manifest import ManifestEntry
+
+    utterances = [ManifestEntry(path=f"{s}.flac", label="negative", text=f"words of speaker {s}",
+                                engine="librispeech", speaker=s) for s in ("19", "1737", "460")]
+    monkeypatch.setattr(run.protocol, "librispeech", lambda shared: utterances)
+    calls = []
+    monkeypatch.setattr(run, "speechconv", lambda *argv: calls.append(argv))
+    args = argparse.Namespace(work=tmp_path, shared=tmp_path, keywords=["alexa"], synth_groups=["prose"],
+                              force=False, seed=0, positives=0, negatives=0, workers=2)
+    run.stage_synth(args)
+    (argv,) = calls
+    sentences = Path(argv[argv.index("--sentences") + 1])
+    # speaker 1737 reads in the false-alarm stream: never a training text
+    assert sentences.read_text().splitlines() == ["words of speaker 19", "words of speaker 460"]
+    assert argv[argv.index("--sentence-share") + 1] == "0.8" and argv[argv.index("--n") + 1] == "0"
+    assert argv[argv.index("--engines") + 1] == "piper,kokoro"

@@ -184,6 +184,12 @@ def transcribed_speech(shared: Path) -> list[ManifestEntry]:
     return out
 
 
+def training_sentences(shared: Path) -> list[str]:
+    """Transcripts of the LibriSpeech training speakers, one utterance per line: text for running-speech
+    TTS negatives (`synth` group `prose`). Nothing of the false-alarm stream's speakers."""
+    return [e.text for e in librispeech(shared) if e.speaker in LIBRISPEECH_TRAIN_SPEAKERS and e.text]
+
+
 def _by_speaker(entries: list[ManifestEntry]) -> dict[str, list[ManifestEntry]]:
     groups: dict[str, list[ManifestEntry]] = {}
     for e in entries:

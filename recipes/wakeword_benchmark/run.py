@@ -61,8 +61,11 @@ SYNTH_GROUPS = {
     # negatives only: near misses of any length and across word boundaries ("a record" for "alexa")
     "hard": SynthGroup("espeak,flite,festival,piper", 0, 3000,
                        ("--confusables", "near-miss", "--confusable-share", "0.8"), seed_offset=50),
+    # negatives only, natural voices: 80% running speech, windows of the training speakers' transcripts
+    "prose": SynthGroup("piper,kokoro", 0, 1000, ("--sentences", "{sentences}", "--sentence-share", "0.8"),
+                        seed_offset=60),
 }
-DEFAULT_SYNTH_GROUPS = ("classic", "neural")  # `hard` only for the hardneg row: --synth-groups hard
+DEFAULT_SYNTH_GROUPS = ("classic", "neural")  # `hard` and `prose` only for their rows: --synth-groups hard
 FA_TARGETS = (0.5, 1.0)
 #: A looser point, read off the DET curves: at <= 1 FA/h a row is set by its 2-3 highest false alarms
 #: over 2.4 h, at <= 5 FA/h by about a dozen, so it ranks levers with less noise.
@@ -113,11 +116,15 @@ def stage_synth(args) -> None:
                 log(f"{out}/manifest.jsonl exists; skipping")
                 continue
             seed = args.seed + 100 * protocol.KEYWORDS.index(keyword) + spec.seed_offset
+            sentences = args.work / "synth" / "training_sentences.txt"
+            if any("{sentences}" in option for option in spec.options):
+                sentences.parent.mkdir(parents=True, exist_ok=True)
+                sentences.write_text("\n".join(protocol.training_sentences(args.shared)) + "\n")
             speechconv("synth", "--keyword", protocol.keyword_text(keyword), "--out", str(out),
                        "--n", str(spec.positives and (args.positives or spec.positives)),
                        "--negatives", str(args.negatives or spec.negatives),
                        "--engines", spec.engines, "--seed", str(seed), "--workers", str(args.workers),
-                       *spec.options)
+                       *(option.format(sentences=sentences) for option in spec.options))
 
 
 def stage_convert(args) -> None:
@@ -602,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="voices", help="row of conf/variants.yaml (default: voices)")
     parser.add_argument("--keywords", default=",".join(protocol.KEYWORDS),
                         help="comma-separated subset of the keywords (default: all four)")
-    parser.add_argument("--synth-groups", default="", help="synth: corpora (default: classic,neural; hard for hardneg)")
+    parser.add_argument("--synth-groups", default="", help="synth: corpora (default: classic,neural; also hard, prose)")
     parser.add_argument("--positives", type=int, default=0, help="synth: keyword clips per corpus (default: its own)")
     parser.add_argument("--negatives", type=int, default=0, help="synth: negative clips per corpus")
     parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")

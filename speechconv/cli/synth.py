@@ -29,8 +29,8 @@ def register(subparsers) -> None:
         "synth",
         help="synthesize keyword / confusable-negative clips with offline TTS",
         description="Render keyword clips (alone and in carrier phrases) and negatives (phonetic confusables,\n"
-        "random words, everyday phrases) with random espeak-ng / flite / festival / piper / kokoro\n"
-        "voices, as 16-bit mono WAV plus DIR/manifest.jsonl.",
+        "random words, everyday phrases, and with --sentences running speech) with random espeak-ng /\n"
+        "flite / festival / piper / kokoro voices, as 16-bit mono WAV plus DIR/manifest.jsonl.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -58,6 +58,12 @@ def register(subparsers) -> None:
     parser.add_argument("--confusable-share", type=float, default=0.5, metavar="P",
                         help="share of negatives that are near misses; the rest are random words and "
                         "everyday phrases (default: 0.5)")
+    parser.add_argument("--sentences", metavar="FILE",
+                        help="text file, one sentence per line: negatives also include running speech, "
+                        "windows of 3-8 consecutive words of these sentences (keyword-free ones)")
+    parser.add_argument("--sentence-share", type=float, default=None, metavar="P",
+                        help="share of negatives that are running speech from --sentences "
+                        "(default: 0.5 with --sentences)")
     parser.add_argument("--seed", type=int, default=0, metavar="N",
                         help="random seed: clip i's text, voice and parameters depend only on the seed and i, "
                         "whatever --workers (default: 0)")
@@ -95,6 +101,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be >= 1")
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     engine_weights = parse_engine_weights(args.engine_weights)
+    sentences, sentence_share = None, 0.0
+    if args.sentences:
+        from speechconv.data.synth import read_sentences
+
+        sentences = read_sentences(args.sentences)
+        sentence_share = 0.5 if args.sentence_share is None else args.sentence_share
+    elif args.sentence_share:
+        raise ConfigError("--sentence-share needs --sentences FILE")
     start = time.perf_counter()
     entries = synthesize_corpus(
         args.keyword,
@@ -109,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         engine_weights=engine_weights or None,
         confusables=args.confusables,
         confusable_share=args.confusable_share,
+        sentences=sentences,
+        sentence_share=sentence_share,
     )
     elapsed = time.perf_counter() - start
     voices = len({(e.engine, e.voice) for e in entries})

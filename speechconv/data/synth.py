@@ -55,6 +55,7 @@ CARRIERS = (
 )
 CONFUSABLE_LISTS = ("words", "near-miss")
 NEGATIVE_CARRIERS = ("{w}", "{w}", "{w}", "{w} there", "oh, {w}", "well {w}", "{w} everyone")
+SENTENCE_WORDS = (3, 8)  # words in one running-speech negative: about 1-3 s
 _CHUNK = 16
 _LEVEL_DBFS = (-20.0, -1.0)  # peak level range of the written clips
 
@@ -93,6 +94,32 @@ def _keyword_free(text: str, keyword: str) -> bool:
     return keyword.lower() not in text.lower()
 
 
+def read_sentences(path: str | os.PathLike) -> tuple[str, ...]:
+    """Non-empty lines of a UTF-8 text file (one sentence or utterance per line)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpeechconvError(f"{path}: cannot read sentences ({err.__class__.__name__}: {err})") from None
+    sentences = tuple(" ".join(line.split()) for line in lines if line.split())
+    if not sentences:
+        raise SpeechconvError(f"{path}: no sentences (expected one per line)")
+    return sentences
+
+
+def sentence_window(sentences: tuple[str, ...], keyword: str, rng: np.random.Generator,
+                    tries: int = 8) -> str | None:
+    """A keyword-free run of :data:`SENTENCE_WORDS` consecutive words of a random sentence, or ``None``."""
+    low, high = SENTENCE_WORDS
+    for _ in range(tries):
+        words = sentences[rng.integers(len(sentences))].split()
+        length = min(len(words), int(rng.integers(low, high + 1)))
+        first = int(rng.integers(len(words) - length + 1))
+        text = " ".join(words[first:first + length]).lower()
+        if _keyword_free(text, keyword):
+            return text
+    return None
+
+
 def engine_probabilities(engines: list[str], weights: dict[str, float] | None) -> np.ndarray | None:
     """Per-engine draw probabilities from ``weights`` (engines without one weigh 1); ``None`` means uniform."""
     if not weights:
@@ -116,15 +143,24 @@ def plan_corpus(
     words: tuple[str, ...] | None = None,
     engine_weights: dict[str, float] | None = None,
     confusable_share: float = 0.5,
+    sentences: tuple[str, ...] | None = None,
+    sentence_share: float = 0.0,
 ) -> list[ClipPlan]:
     """Texts, voices and parameters of every clip; clip ``i`` depends only on ``(seed, i)`` and the inputs.
 
     ``engine_weights`` (engine -> relative weight, 1 when left out) replaces the uniform engine draw.
-    A negative is a confusable (alone or in a carrier) with probability ``confusable_share``; the rest
-    are random words and everyday phrases, 3 : 2.
+    A negative is running speech with probability ``sentence_share``: a window of
+    :data:`SENTENCE_WORDS` consecutive words of one of ``sentences`` (:func:`sentence_window`).
+    Otherwise it is a confusable (alone or in a carrier) with probability ``confusable_share``, else
+    random words and everyday phrases, 3 : 2. With ``sentence_share`` 0 the plans are those of before.
     """
     if not 0.0 <= confusable_share <= 1.0:
         raise SpeechconvError(f"confusable share must be in [0, 1], got {confusable_share}")
+    if not 0.0 <= sentence_share <= 1.0:
+        raise SpeechconvError(f"sentence share must be in [0, 1], got {sentence_share}")
+    sentences = tuple(s for s in (sentences or ()) if s.split())
+    if sentence_share > 0 and not sentences:
+        raise SpeechconvError("a sentence share needs sentences")
     random_words_below = confusable_share + 0.6 * (1.0 - confusable_share)
     voices = {engine: list_voices(engine) for engine in engines}
     probabilities = engine_probabilities(engines, engine_weights)
@@ -140,7 +176,10 @@ def plan_corpus(
             label, text = POSITIVE_LABEL, CARRIERS[rng.integers(len(CARRIERS))].format(kw=keyword)
         else:
             label, kind = NEGATIVE_LABEL, rng.random()
-            if kind < confusable_share and confusables:  # phonetic near-misses, alone or in a carrier
+            window = sentence_window(sentences, keyword, rng) if sentence_share > 0 else None
+            if window is not None and rng.random() < sentence_share:  # running speech
+                text = window
+            elif kind < confusable_share and confusables:  # phonetic near-misses, alone or in a carrier
                 word = confusables[rng.integers(len(confusables))]
                 text = NEGATIVE_CARRIERS[rng.integers(len(NEGATIVE_CARRIERS))].format(w=word)
             elif kind < random_words_below:  # one to three random words
@@ -247,6 +286,8 @@ def synthesize_corpus(
     engine_weights: dict[str, float] | None = None,
     confusables: str = "words",
     confusable_share: float = 0.5,
+    sentences: tuple[str, ...] | None = None,
+    sentence_share: float = 0.0,
 ) -> list[ManifestEntry]:
     """Render a keyword corpus into ``out_dir`` and write ``out_dir/manifest.jsonl``.
 
@@ -255,6 +296,8 @@ def synthesize_corpus(
     near-miss list of the negatives: ``"words"`` (:func:`confusable_words`, 50 words of about the
     keyword's spelling) or ``"near-miss"`` (:func:`near_miss_phrases`, 400 words and two-word phrases,
     across word boundaries); ``confusable_share`` is the share of negatives drawn from it.
+    ``sentences`` with ``sentence_share`` > 0 make that share of negatives running speech: windows of
+    a few consecutive words of those sentences (e.g. transcripts of the speech the detector will hear).
 
     Returns the manifest entries in clip order. Clips an engine fails on are reported on stderr and
     left out; if every clip fails a :class:`SpeechconvError` is raised.
@@ -274,7 +317,8 @@ def synthesize_corpus(
     if confusables == "near-miss" and n_negative > 0 and available_engines().get("espeak"):
         near_misses = near_miss_phrases(keyword, k=400, per_word_limit=1)
     plans = plan_corpus(keyword, n_positive, n_negative, usable, seed, confusables=near_misses,
-                        engine_weights=engine_weights, confusable_share=confusable_share)
+                        engine_weights=engine_weights, confusable_share=confusable_share,
+                        sentences=sentences, sentence_share=sentence_share)
     chunks = [plans[i : i + _CHUNK] for i in range(0, len(plans), _CHUNK)]
     results: dict[int, ManifestEntry | str] = {}
     bar = None
