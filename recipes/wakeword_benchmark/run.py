@@ -61,11 +61,13 @@ SYNTH_GROUPS = {
     # negatives only: near misses of any length and across word boundaries ("a record" for "alexa")
     "hard": SynthGroup("espeak,flite,festival,piper", 0, 3000,
                        ("--confusables", "near-miss", "--confusable-share", "0.8"), seed_offset=50),
+    # classic without near-miss negatives (same seed: the same keyword clips; random words and phrases only)
+    "classic_noconf": SynthGroup("espeak,flite,festival", 2500, 2500, ("--confusable-share", "0")),
     # negatives only, natural voices: 80% running speech, windows of the training speakers' transcripts
     "prose": SynthGroup("piper,kokoro", 0, 1000, ("--sentences", "{sentences}", "--sentence-share", "0.8"),
                         seed_offset=60),
 }
-DEFAULT_SYNTH_GROUPS = ("classic", "neural")  # `hard` and `prose` only for their rows: --synth-groups hard
+DEFAULT_SYNTH_GROUPS = ("classic", "neural")  # the others only for their rows, e.g. --synth-groups hard
 FA_TARGETS = (0.5, 1.0)
 #: A looser point, read off the DET curves: at <= 1 FA/h a row is set by its 2-3 highest false alarms
 #: over 2.4 h, at <= 5 FA/h by about a dozen, so it ranks levers with less noise.
