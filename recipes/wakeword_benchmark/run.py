@@ -611,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="voices", help="row of conf/variants.yaml (default: voices)")
     parser.add_argument("--keywords", default=",".join(protocol.KEYWORDS),
                         help="comma-separated subset of the keywords (default: all four)")
-    parser.add_argument("--synth-groups", default="", help="synth: corpora (default: classic,neural; also hard, prose)")
+    parser.add_argument("--synth-groups", default="",
+                        help="synth: corpora (default: classic,neural; also classic_noconf, hard, prose)")
     parser.add_argument("--positives", type=int, default=0, help="synth: keyword clips per corpus (default: its own)")
     parser.add_argument("--negatives", type=int, default=0, help="synth: negative clips per corpus")
     parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")
