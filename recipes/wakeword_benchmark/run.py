@@ -110,6 +110,10 @@ def stage_streams(args) -> None:
 
 def stage_synth(args) -> None:
     groups = args.synth_groups or list(DEFAULT_SYNTH_GROUPS)
+    sentences = args.work / "synth" / "training_sentences.txt"
+    if any("{sentences}" in option for group in groups for option in SYNTH_GROUPS[group].options):
+        sentences.parent.mkdir(parents=True, exist_ok=True)
+        sentences.write_text("\n".join(protocol.training_sentences(args.shared)) + "\n")
     for keyword in args.keywords:
         for group in groups:
             spec = SYNTH_GROUPS[group]
@@ -118,10 +122,6 @@ def stage_synth(args) -> None:
                 log(f"{out}/manifest.jsonl exists; skipping")
                 continue
             seed = args.seed + 100 * protocol.KEYWORDS.index(keyword) + spec.seed_offset
-            sentences = args.work / "synth" / "training_sentences.txt"
-            if any("{sentences}" in option for option in spec.options):
-                sentences.parent.mkdir(parents=True, exist_ok=True)
-                sentences.write_text("\n".join(protocol.training_sentences(args.shared)) + "\n")
             speechconv("synth", "--keyword", protocol.keyword_text(keyword), "--out", str(out),
                        "--n", str(spec.positives and (args.positives or spec.positives)),
                        "--negatives", str(args.negatives or spec.negatives),
