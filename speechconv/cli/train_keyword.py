@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                         "festival, piper, kokoro)")
     parser.add_argument("--engine-weights", default="", metavar="LIST",
                         help="relative engine frequencies, e.g. 'kokoro=2' (default: uniform)")
+    parser.add_argument("--confusable-share", type=float, default=0.0, metavar="P",
+                        help="share of the negatives that are phonetic near misses of the keyword (default: 0; "
+                        "on real speakers near misses spoken by TTS voices made detectors miss more keywords)")
     parser.add_argument("--target-fa", type=float, default=0.5, metavar="PER_HOUR",
                         help="false alarms per hour the default threshold is chosen for (default: 0.5)")
     parser.add_argument("--workers", type=int, default=2, metavar="N", help="synthesis processes (default: 2)")
@@ -74,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--positives and --negatives must be >= 1")
     if args.workers < 1 or args.batch_size < 1:
         raise ConfigError("--workers and --batch-size must be >= 1")
+    if not 0.0 <= args.confusable_share <= 1.0:
+        raise ConfigError(f"--confusable-share must be in [0, 1], got {args.confusable_share}")
     if not (math.isfinite(args.target_fa) and args.target_fa >= 0):
         raise ConfigError(f"--target-fa must be >= 0, got {args.target_fa}")
     for path in [*args.negatives_from, *args.noise_from]:
@@ -83,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         phrase=args.phrase, out=args.out, negatives_from=args.negatives_from, noise_from=args.noise_from,
         minutes=args.minutes, positives=args.positives, negatives=args.negatives,
         engines=[e.strip() for e in args.engines.split(",") if e.strip()] if args.engines else None,
-        engine_weights=parse_engine_weights(args.engine_weights) or None, workers=args.workers, seed=args.seed,
+        engine_weights=parse_engine_weights(args.engine_weights) or None,
+        confusable_share=args.confusable_share, workers=args.workers, seed=args.seed,
         target_fa=args.target_fa, batch_size=args.batch_size, resume=args.resume, quiet=args.quiet,
     )
     stages = [s for s in STAGES if s in args.stage] if args.stage else list(STAGES)

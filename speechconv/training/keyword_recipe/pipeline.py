@@ -75,6 +75,7 @@ class Options:
     negatives: int = 1500
     engines: list[str] | None = None
     engine_weights: dict[str, float] | None = None
+    confusable_share: float = 0.0
     workers: int = 2
     seed: int = 0
     target_fa: float = 0.5
@@ -143,7 +144,8 @@ class KeywordRun:
 
         entries = synthesize_corpus(self.label, self.synth, self.o.positives, self.o.negatives,
                                     engines=self.o.engines, seed=self.o.seed, workers=self.o.workers,
-                                    progress=not self.o.quiet, engine_weights=self.o.engine_weights)
+                                    progress=not self.o.quiet, engine_weights=self.o.engine_weights,
+                                    confusable_share=self.o.confusable_share)
         voices = len({(e.engine, e.voice) for e in entries})
         self.mark("synth", {"clips": len(entries), "voices": voices})
         log(f"synth: {len(entries)} clips from {voices} voices in {self.synth}")
