@@ -24,6 +24,9 @@ def model_card(spotter, results: dict, prepare: dict, synth: dict, options: Opti
                "stream" if real_hours else "the synthetic stream only (no `--negatives-from` was given, so false "
                "alarms on real speech were not measured)")
     yours = " and yours" if options.noise_from else ""
+    negatives = (f"{options.confusable_share:.0%} of the negatives phonetic near misses, the rest random words and "
+                 "phrases" if options.confusable_share else "random words and everyday phrases as negatives, no "
+                 "phonetic near misses")
     blind = ("" if results.get("fa_resolvable", True) else
              f" That is too little negative audio to measure {options.target_fa:g} false alarms per hour, so the "
              f"threshold was kept at or above {MIN_BLIND_THRESHOLD}.")
@@ -41,7 +44,7 @@ Trained by `speechconv train-keyword` from synthetic speech only.
 
 ## Data
 - {synth['clips']} synthetic clips from {synth['voices']} TTS voices (keyword alone and in carrier phrases;
-  confusable words and phrases as negatives).
+  {negatives}).
 - Training clips: {counts(prepare['clips']['train'])}; held out (dev, never trained on):
   {counts(prepare['clips']['dev'])} from {len(prepare['dev_speakers'])} voices.
 - Real negatives: {prepare['real_train_segments']} training segments of 2 s; {prepare['real_eval_files']} files held

@@ -3,8 +3,8 @@
 Stages, each re-runnable on its own (``--stage``) and each reading what the earlier ones wrote under
 ``OUT/work``:
 
-1. ``synth``: keyword clips (alone and in carrier phrases) and negatives (phonetic confusables, words,
-   phrases) from every installed TTS voice (``speechconv synth``).
+1. ``synth``: keyword clips (alone and in carrier phrases) and negatives (random words and phrases;
+   phonetic near misses only with ``confusable_share``) from every installed TTS voice (``speechconv synth``).
 2. ``prepare``: voices held out for dev (:mod:`.splits`); generated noise (:mod:`speechconv.data.noise_gen`)
    plus any ``--noise-from`` files; ``--negatives-from`` recordings cut in 2 s training negatives, a
    fifth of the files held out to count false alarms; train/dev manifests.
