@@ -151,6 +151,32 @@ def assert_brackets_words(events, words, what):
 
 
 @needs_model
+def test_stream_bracket_is_recalibrated_for_the_smoothing_it_is_used_with():
+    from speechconv.evaluation.kws import KeywordSpan, OperatingPoint, StreamScores
+    from speechconv.training.keyword_recipe.pipeline import SYNTH_PAD_S, stream_bracket
+
+    hop, words = 0.01, [(1.0, 1.5), (4.0, 4.4), (7.0, 7.6)]
+    times = np.arange(1000) * hop
+    scores = np.zeros_like(times)
+    for _, end in words:  # jumps to 1 at the word's end + 0.1 s, then decays by 0.02 per frame
+        first = int(round((end + 0.1) / hop))
+        scores[first:first + 40] = 1.0 - 0.02 * np.arange(40)
+    spans = [KeywordSpan(a - SYNTH_PAD_S, b + SYNTH_PAD_S, "hello") for a, b in words]
+    spans.append(KeywordSpan(8.0, 8.5, "well hello there"))  # not spoken alone: not used
+    stream = StreamScores("s", 10.0, spans, times=times, scores=scores)
+    options = {"merge_seconds": 0.3, "refractory_seconds": 1.0}
+
+    def point(smoothing):
+        return OperatingPoint(smoothing_frames=smoothing, threshold=0.5, frr=0.0, fa_per_hour=0.0, found=3,
+                              keywords=3, false_alarms=0, hours=1.0)
+
+    # raw peak at end + 0.10; a 5-frame causal mean peaks 4 frames later: 0.96 = mean(1, .98, .96, .94, .92)
+    assert stream_bracket(stream, point(1), options, "hello") == pytest.approx((0.5, 0.1))
+    assert stream_bracket(stream, point(5), options, "hello") == pytest.approx((0.5, 0.14))
+    assert stream_bracket(StreamScores("quiet", 10.0, spans, times=times, scores=0 * scores), point(1), options,
+                          "hello") is None
+
+
 def test_example_word_times_lie_in_the_ground_truth_phrases():
     with open(EXAMPLE_CSV, newline="") as handle:
         phrases = [(float(r["start"]), float(r["end"])) for r in csv.DictReader(handle) if r["label"] == "hello"]

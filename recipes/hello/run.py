@@ -64,6 +64,7 @@ def stage_evaluate(args) -> None:
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import load_stream
     from speechconv.pretrained import load_pretrained
+    from speechconv.training.keyword_recipe.pipeline import stream_bracket
 
     model = args.work / "model"
     spotter = load_pretrained(model, fold_bn=True)  # inference only
@@ -71,17 +72,21 @@ def stage_evaluate(args) -> None:
     if not negatives.is_file():
         protocol.build_streams(args.shared, args.work, seed=args.seed, log=log, keywords=())  # the negatives only
     cache = args.work / "eval" / f"cache_{(model / 'model.safetensors').stat().st_mtime_ns}"
-    synthetic = load_stream(model / "work" / "eval" / "keyword_stream.wav", "hello", spotter=spotter, cache_dir=cache)
+    synthetic_wav = model / "work" / "eval" / "keyword_stream.wav"
+    synthetic = load_stream(synthetic_wav, "hello", spotter=spotter, cache_dir=cache)
     real = load_stream(negatives, "hello", spotter=spotter, cache_dir=cache, keyword_free=True)
     options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds")}
     points = kws.sweep([synthetic], [real], options, smoothing=(1, 2, 3, 5))
     chosen = kws.choose(points, TARGET_FA)
     synthetic_fa = kws.operating_point([synthetic], [synthetic], chosen.smoothing_frames, chosen.threshold, options)
+    by_text = load_stream(synthetic_wav, "hello", spotter=spotter, cache_dir=cache, group_by="text")
+    bracket = stream_bracket(by_text, chosen, options, "hello")  # smoothing moves the peaks: recalibrate
     results = {
         "model": str(model), "target_fa_per_hour": TARGET_FA, "chosen": chosen.as_dict(),
         "synthetic_stream_false_alarms": synthetic_fa.false_alarms,
         "synthetic_stream_hours": round(synthetic.duration_s / 3600, 3),
         "real_negative_hours": round(real.duration_s / 3600, 3),
+        "bracket": None if bracket is None else {"keyword_seconds": bracket[0], "peak_delay_seconds": bracket[1]},
         "frr_at": {f"{t:g}": (p.as_dict() if p else None) for t in (0.5, 1.0, 5.0) for p in [kws.frr_at(points, t)]},
     }
     out = args.work / "eval"
@@ -101,6 +106,7 @@ def stage_package(args) -> None:
     spotter = load_pretrained(args.work / "model")
     chosen = results["chosen"]
     spotter.detector.update({"threshold": chosen["threshold"], "smoothing_frames": chosen["smoothing_frames"]})
+    spotter.detector.update(results.get("bracket") or {})
     card = model_card(spotter, results, args)
     save_pretrained(spotter, args.out, card, onnx=True)
     figures = HERE / "results"

@@ -300,7 +300,6 @@ class KeywordRun:
     def stage_evaluate(self) -> None:
         self.need("train")
         from speechconv.data.evalstream import build_eval_stream
-        from speechconv.detect.detector import calibrate_bracket
         from speechconv.evaluation import kws
         from speechconv.evaluation.streams import load_stream
         from speechconv.pretrained import load_pretrained
@@ -341,8 +340,7 @@ class KeywordRun:
                 f"the threshold stays >= {MIN_BLIND_THRESHOLD} (more --negatives-from gives a measured one)")
         detector = spotter.detector | {"threshold": chosen.threshold, "smoothing_frames": chosen.smoothing_frames}
         detector.pop("smoothing_seconds", None)
-        peaks, spans = _matched_peaks(streams[0], chosen, options, alone=self.label)
-        bracket = calibrate_bracket(peaks, spans) if len(peaks) else None
+        bracket = stream_bracket(streams[0], chosen, options, self.label)
         results = {
             "keyword": self.label,
             "checkpoint": str(checkpoint),
@@ -454,6 +452,16 @@ def _trim_stream(wav: Path, max_hours: float) -> None:
     header, rows = lines[0], lines[1:]
     keep = [r for r in rows if float(r.split(",")[1]) <= max_hours * 3600]  # columns: start,end,...
     csv.write_text("\n".join([header, *keep]) + "\n")
+
+
+def stream_bracket(stream, point, options: dict, keyword: str) -> tuple[float, float] | None:
+    """``(keyword_seconds, peak_delay_seconds)`` of the detector at operating ``point`` on a keyword stream
+    built by the evaluate stage (None when it finds no keyword spoken alone). Recalibrate whenever the
+    threshold or smoothing changes: smoothing moves the peaks."""
+    from speechconv.detect.detector import calibrate_bracket
+
+    peaks, spans = _matched_peaks(stream, point, options, alone=keyword)
+    return calibrate_bracket(peaks, spans) if len(peaks) else None
 
 
 def _matched_peaks(stream, point, options: dict, alone: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
