@@ -150,7 +150,6 @@ def assert_brackets_words(events, words, what):
     return found
 
 
-@needs_model
 def test_stream_bracket_is_recalibrated_for_the_smoothing_it_is_used_with():
     from speechconv.evaluation.kws import KeywordSpan, OperatingPoint, StreamScores
     from speechconv.training.keyword_recipe.pipeline import SYNTH_PAD_S, stream_bracket
@@ -177,6 +176,7 @@ def test_stream_bracket_is_recalibrated_for_the_smoothing_it_is_used_with():
                           "hello") is None
 
 
+@needs_model
 def test_example_word_times_lie_in_the_ground_truth_phrases():
     with open(EXAMPLE_CSV, newline="") as handle:
         phrases = [(float(r["start"]), float(r["end"])) for r in csv.DictReader(handle) if r["label"] == "hello"]
