@@ -91,7 +91,12 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> Summary:
             h.remove()
     rows = []
     field: ReceptiveField | None = ReceptiveField()
+    # models of parallel branches (an ensemble's "members.<i>") start a receptive field per branch
+    parallel = getattr(model, "parallel_branches", None)
+    branch = None
     for name, unit, in_shape, out_shape in seen:
+        if parallel and name.startswith(parallel + ".") and name.split(".")[1] != branch:
+            branch, field = name.split(".")[1], ReceptiveField()
         geometry = unit.geometry()
         if field is not None:
             if len(out_shape) == 1:  # fully connected: sees everything

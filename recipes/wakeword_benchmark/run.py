@@ -44,7 +44,7 @@ from speechconv.training.recipe_tools import (
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "anchors", "report")
+STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "ensembles", "anchors", "report")
 
 
 class SynthGroup(NamedTuple):
@@ -388,6 +388,47 @@ def stage_evaluate(args) -> None:
         write_result(args, keyword, out, result, f"ensemble of seeds {','.join(map(str, args.seeds))}")
 
 
+def stage_ensembles(args) -> None:
+    """FRR against ensemble size: for each size k, the mean FRR over every k of the seeds' detectors
+    (mean score curves of the scored seeds; nothing is scored again). What `train-keyword --ensemble` buys."""
+    import itertools
+
+    from speechconv.evaluation import kws
+
+    if len(args.seeds) < 2:
+        raise SystemExit("ensembles: give at least two --seeds")
+    table: dict[str, dict[int, dict[str, float]]] = {}
+    for keyword in args.keywords:
+        curves = [evaluate_seed(args, keyword, seed, write=False) for seed in args.seeds]
+        table[keyword] = {}
+        for size in range(1, len(curves) + 1):
+            frr: dict[str, list[float]] = {f"{t:g}": [] for t in FA_TARGETS}
+            for subset in itertools.combinations(curves, size):
+                streams = [kws.mean_curve([c[0] for c in subset]), kws.mean_curve([c[1] for c in subset])]
+                points = kws.sweep(streams[:1], streams, smoothing=(1, 3, 5), thresholds=THRESHOLDS)
+                for t in FA_TARGETS:
+                    point = kws.frr_at(points, t)
+                    frr[f"{t:g}"].append(1.0 if point is None else point.frr)
+            table[keyword][size] = {t: float(np.mean(v)) for t, v in frr.items()}
+            log(f"{args.variant}/{keyword} ensembles of {size}: " + ", ".join(
+                f"mean FRR {100 * v:.1f}% at <= {t} FA/h" for t, v in table[keyword][size].items()))
+    out = variant_dir(args) / "ensembles.md"
+    lines = [f"FRR at <= {FA_TARGETS[-1]:g} FA/h (<= {FA_TARGETS[0]:g} FA/h) of `{args.variant}` ensembles of k of "
+             f"seeds {','.join(map(str, args.seeds))}, the mean over every such k-subset:", "",
+             "| k | " + " | ".join(args.keywords) + " | mean |", "|---" * (len(args.keywords) + 2) + "|"]
+    for size in range(1, len(args.seeds) + 1):
+        cells = [table[k][size] for k in args.keywords]
+        mean = {t: float(np.mean([c[t] for c in cells])) for t in cells[0]}
+        lines.append(f"| {size} | " + " | ".join(_pair(c) for c in cells) + f" | {_pair(mean)} |")
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    log(f"ensembles: {out}")
+
+
+def _pair(frr: dict[str, float]) -> str:
+    return f"{100 * frr[f'{FA_TARGETS[-1]:g}']:.1f}% ({100 * frr[f'{FA_TARGETS[0]:g}']:.1f}%)"
+
+
 def write_result(args, keyword: str, out: Path, result: dict, what: str) -> None:
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     log(f"{args.variant}/{keyword} {what}: " + ", ".join(
@@ -395,8 +436,9 @@ def write_result(args, keyword: str, out: Path, result: dict, what: str) -> None
         else f"<= {t:g} FA/h not reached" for t in FA_TARGETS))
 
 
-def evaluate_seed(args, keyword: str, seed: int):
-    """Score both streams with one seed's detector; write its results. Returns the two score curves."""
+def evaluate_seed(args, keyword: str, seed: int, write: bool = True):
+    """Score both streams with one seed's detector (scores are cached); write its results unless ``write``
+    is false. Returns the two score curves."""
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import load_stream
     from speechconv.pretrained import load_pretrained
@@ -415,6 +457,8 @@ def evaluate_seed(args, keyword: str, seed: int):
                                  group_by="label")
     negative_stream = load_stream(neg_wav, keyword, spotter=spotter, cache_dir=cache,
                                   keyword_free=True)
+    if not write:
+        return keyword_stream, negative_stream
     log(f"{keyword}: scored {(keyword_stream.duration_s + negative_stream.duration_s) / 3600:.2f} h "
         f"in {time.perf_counter() - start:.0f} s with {ckpt.name}")
     if is_model:  # the threshold train-keyword chose on held-out synthetic voices, on real speakers

@@ -13,6 +13,7 @@ from torch import nn
 
 from speechconv.errors import ConfigError
 from speechconv.frontends.base import SpectrogramFrontend, State
+from speechconv.frontends.ensemble import EnsembleFrontend
 from speechconv.frontends.functional import num_frames, steady_tail_length
 from speechconv.frontends.logmel import LogMel
 from speechconv.frontends.mfcc import MFCC
@@ -20,7 +21,8 @@ from speechconv.frontends.normalization import FeatureNormalizer
 from speechconv.frontends.pcen import PCEN
 from speechconv.registry import accepted_options, check_options, lookup, split_config
 
-FRONTENDS: dict[str, type[SpectrogramFrontend]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN}
+FRONTENDS: dict[str, type[SpectrogramFrontend]] = {"logmel": LogMel, "mfcc": MFCC, "pcen": PCEN,
+                                                   "ensemble": EnsembleFrontend}
 #: The front-end of a model built by name (viz, feature statistics): 40 log-mels, 25 ms / 10 ms at 16 kHz.
 DEFAULT_FRONTEND: dict[str, Any] = {"name": "logmel", "sample_rate": 16000, "n_fft": 400, "hop_length": 160,
                                     "n_mels": 40}
@@ -40,6 +42,7 @@ def build_frontend(config: dict[str, Any]) -> nn.Module:
 
 __all__ = [
     "DEFAULT_FRONTEND",
+    "EnsembleFrontend",
     "FRONTENDS",
     "MFCC",
     "PCEN",

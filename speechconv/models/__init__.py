@@ -4,6 +4,7 @@
 from speechconv.models import (
     cnn_trad_fpool3,  # noqa: F401
     ds_cnn,  # noqa: F401
+    ensemble,  # noqa: F401
     freq_cnn,  # noqa: F401
     mlp_scan,  # noqa: F401
     tc_resnet,  # noqa: F401

@@ -105,6 +105,35 @@ def build_spotter(config: dict[str, Any], where: str = "config"):
     return spotter
 
 
+def ensemble_spotter(spotters: list, detector: dict[str, Any] | None = None):
+    """One :class:`~speechconv.streaming.KeywordSpotter` whose posteriors are the mean of ``spotters``'
+    (see :mod:`speechconv.models.ensemble`): their front-ends on one shared mel spectrogram, their models
+    side by side, their weights copied in. They must have the same labels and keyword; the detector
+    options are ``detector``, by default the first spotter's."""
+    if not spotters:
+        raise ConfigError("an ensemble needs at least one model")
+    first = spotters[0]
+    for i, other in enumerate(spotters[1:], start=1):
+        if list(other.labels) != list(first.labels) or other.keyword != first.keyword:
+            raise ConfigError(f"ensemble member {i} has labels {other.labels} (keyword {other.keyword!r}), "
+                              f"member 0 {first.labels} ({first.keyword!r}); they must agree")
+    config = {
+        "frontend": {"name": "ensemble", "members": [s.frontend.config for s in spotters]},
+        "model": {"name": "ensemble", "members": [dict(s.model.config) for s in spotters]},
+        "labels": list(first.labels),
+        "keyword": first.keyword,
+        "detector": dict(first.detector if detector is None else detector),
+    }
+    spotter = build_spotter(config, "ensemble")
+    state = spotter.state_dict()
+    for i, member in enumerate(spotters):
+        for part in ("frontend", "model"):
+            for key, value in getattr(member, part).state_dict().items():
+                state[f"{part}.members.{i}.{key}"] = value
+    _load_state(spotter, state, "ensemble")
+    return spotter.to(next(first.parameters()).device).train(first.training)
+
+
 def save_pretrained(spotter, directory: str | os.PathLike[str], card_text: str | None = None,
                     onnx: bool = False) -> Path:
     """Write ``spotter`` as a pretrained-model directory (created if needed); returns its path.
@@ -285,6 +314,7 @@ __all__ = [
     "WEIGHTS_FILE",
     "build_spotter",
     "default_model_available",
+    "ensemble_spotter",
     "list_bundled",
     "load_pretrained",
     "resolve",

@@ -30,14 +30,23 @@ def model_card(spotter, results: dict, prepare: dict, synth: dict, options: Opti
     blind = ("" if results.get("fa_resolvable", True) else
              f" That is too little negative audio to measure {options.target_fa:g} false alarms per hour, so the "
              f"threshold was kept at or above {MIN_BLIND_THRESHOLD}.")
+    frontend = spotter.frontend.config
+    members = model.config.get("members")
+    if members:  # an --ensemble: describe the members
+        frontend = frontend["members"][0]
+        names = sorted({m.get("name") for m in members})
+        kind = (f"ensemble of {len(members)} `{'`, `'.join(names)}` models trained with seeds {options.seed}-"
+                f"{options.seed + len(members) - 1}, their mean score;")
+    else:
+        kind = f"`{model.config.get('name')}`,"
     return f"""# Keyword spotter: "{results['keyword']}"
 
 Trained by `speechconv train-keyword` from synthetic speech only.
 
 ## Model
-- `{model.config.get('name')}`, {model.num_parameters():,} parameters, \
+- {kind} {model.num_parameters():,} parameters, \
 {model.macs_per_second(frame_rate) / 1e6:.2f} M MACs per second of audio
-- front-end: `{spotter.frontend.config.get('name')}`, {spotter.frontend.config.get('n_mels')} channels at \
+- front-end: `{frontend.get('name')}`, {frontend.get('n_mels')} channels at \
 {spotter.sample_rate} Hz
 - labels: {', '.join(spotter.labels)}
 - detector: {', '.join(f'{k}={v}' for k, v in spotter.detector.items())}

@@ -10,7 +10,10 @@ Stages, each re-runnable on its own (``--stage``) and each reading what the earl
    fifth of the files held out to count false alarms; train/dev manifests.
 3. ``train``: the recipe template (``template.yaml``) filled in and written to ``OUT/train.yaml``; the
    number of epochs is chosen from a short throughput probe so that training fits ``--minutes``;
-   ``speechconv train fit --config OUT/train.yaml`` (``--resume`` continues from ``last.ckpt``).
+   ``speechconv train fit --config OUT/train.yaml`` (``--resume`` continues from ``last.ckpt``). With
+   ``--ensemble N``, N models with seeds ``seed .. seed + N - 1`` share the budget (``OUT/train.yaml``,
+   ``OUT/train_member1.yaml``, ...), and the later stages use their mean posterior
+   (:mod:`speechconv.models.ensemble`).
 4. ``evaluate``: a stream of the held-out voices' keywords among held-out negatives over held-out
    noise, plus the held-out real negatives; FRR against false alarms per hour, the threshold for
    ``--target-fa`` false alarms per hour, a DET PNG, and the word-bracket calibration of the detector.
@@ -80,6 +83,7 @@ class Options:
     seed: int = 0
     target_fa: float = 0.5
     batch_size: int = 64
+    ensemble: int = 1
     resume: bool = False
     quiet: bool = False
 
@@ -240,31 +244,50 @@ class KeywordRun:
                                          duration=len(piece) / SAMPLE_RATE, split="train"))
         return out[:limit] if limit is not None else out
 
+    def members(self) -> list[tuple[int, Path, Path]]:
+        """``(seed, run folder, config file)`` of each model to train: one, or the ``--ensemble`` members
+        (member 0 is the single model's, the others add 1, 2, ... to the seed)."""
+        out = [(self.o.seed, self.run_dir, self.train_config)]
+        for i in range(1, self.o.ensemble):
+            out.append((self.o.seed + i, self.work / f"train_member{i}", self.out / f"train_member{i}.yaml"))
+        return out
+
     def stage_train(self) -> None:
         self.need("prepare")
-        last = self.run_dir / "checkpoints" / "last.ckpt"
-        resume = self.o.resume and last.is_file() and self.train_config.is_file()
-        if not resume:
-            self.write_config(self.fill_template())
-            log(f"train: config {self.train_config}; epochs are chosen to fit {self.o.minutes:g} min")
-        cmd = [sys.executable, "-m", "speechconv.cli.main", "train", "fit", "--config", str(self.train_config)]
-        if resume:
-            cmd += ["--ckpt_path", str(last)]
-            log(f"train: resuming from {last}")
-        code = run_child(cmd, env=_quiet_env())
-        if code:
-            raise TrainKeywordError(f"training stopped (exit status {code}); add --resume to continue it")
-        self.mark("train", {"config": str(self.train_config)})
+        members = self.members()
+        minutes = self.o.minutes / len(members)
+        for i, (seed, run_dir, config) in enumerate(members):
+            what = f"member {i + 1}/{len(members)} (seed {seed}): " if len(members) > 1 else ""
+            if self.o.resume and self.done(f"train_member{i}"):
+                log(f"train: {what}done before; skipping")
+                continue
+            last = run_dir / "checkpoints" / "last.ckpt"
+            resume = self.o.resume and last.is_file() and config.is_file()
+            if not resume:
+                self.write_config(self.fill_template(seed, run_dir, minutes), config)
+                log(f"train: {what}config {config}; epochs are chosen to fit {minutes:g} min")
+            cmd = [sys.executable, "-m", "speechconv.cli.main", "train", "fit", "--config", str(config)]
+            if resume:
+                cmd += ["--ckpt_path", str(last)]
+                log(f"train: {what}resuming from {last}")
+            code = run_child(cmd, env=_quiet_env())
+            if code:
+                raise TrainKeywordError(f"training stopped (exit status {code}); add --resume to continue it")
+            self.mark(f"train_member{i}", {"config": str(config), "seed": seed})
+        self.mark("train", {"configs": [str(config) for _, _, config in members]})
 
-    def fill_template(self) -> dict:
+    def fill_template(self, seed: int | None = None, run_dir: Path | None = None,
+                      minutes: float | None = None) -> dict:
         noise = json.loads((self.manifests / "noise.json").read_text())
         text = TEMPLATE.read_text()
-        text = text.replace("RUN", str(self.run_dir)).replace("MANIFESTS", str(self.manifests))
+        seed = self.o.seed if seed is None else seed
+        minutes = self.o.minutes if minutes is None else minutes
+        text = text.replace("RUN", str(run_dir or self.run_dir)).replace("MANIFESTS", str(self.manifests))
         config = yaml.safe_load(text)
         init, data = config["model"]["init_args"], config["data"]["init_args"]
         init["labels"] = data["labels"] = [NEGATIVE, self.label]
         init["keyword"] = self.label
-        config["seed_everything"] = data["seed"] = self.o.seed
+        config["seed_everything"] = data["seed"] = seed
         data["batch_size"] = self.o.batch_size
         data["num_workers"] = config["num_threads"] = min(2, os.cpu_count() or 1)
         for op in data["augment"]:
@@ -272,24 +295,29 @@ class KeywordRun:
                 op["noise"] = noise["train"]
         for callback in config["trainer"]["callbacks"]:
             if callback["class_path"].endswith("TimeBudget"):
-                callback["init_args"]["minutes"] = self.o.minutes
-        cap = max(60, int(self.o.minutes * 60 * 1.5))
+                callback["init_args"]["minutes"] = minutes
+        cap = max(60, int(minutes * 60 * 1.5))
         config["trainer"]["max_time"] = f"00:{cap // 3600:02d}:{cap % 3600 // 60:02d}:{cap % 60:02d}"
         return config
 
-    def write_config(self, config: dict) -> None:
+    def write_config(self, config: dict, path: Path | None = None) -> None:
+        path = path or self.train_config
         self.out.mkdir(parents=True, exist_ok=True)
         header = (f"# speechconv train-keyword {self.label!r}: written by the train stage; reproduce the run with\n"
-                  f"#   speechconv train fit --config {self.train_config}\n")
-        tmp = self.train_config.with_name(".train.yaml.tmp")
+                  f"#   speechconv train fit --config {path}\n")
+        tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
-        os.replace(tmp, self.train_config)
+        os.replace(tmp, path)
 
-    def checkpoint(self) -> Path:
+    def checkpoints(self) -> list[Path]:
+        """Each member's checkpoint (see :meth:`checkpoint`)."""
+        return [self.checkpoint(run_dir) for _, run_dir, _ in self.members()]
+
+    def checkpoint(self, run_dir: Path | None = None) -> Path:
         """The checkpoint with the lowest dev loss; ``last.ckpt`` when the budget ended before any validation."""
         from speechconv.training.recipe_tools import best_checkpoint
 
-        folder = self.run_dir / "checkpoints"
+        folder = (run_dir or self.run_dir) / "checkpoints"
         try:
             return best_checkpoint(folder)
         except ConfigError:
@@ -299,12 +327,13 @@ class KeywordRun:
 
     def stage_evaluate(self) -> None:
         self.need("train")
+        from speechconv.blocks.fuse import fold_batch_norm
         from speechconv.data.evalstream import build_eval_stream
         from speechconv.evaluation import kws
         from speechconv.evaluation.streams import load_stream
-        from speechconv.pretrained import load_pretrained
-        checkpoint = self.checkpoint()
-        spotter = load_pretrained(checkpoint, fold_bn=True)  # inference only
+
+        checkpoints = self.checkpoints()
+        spotter = fold_batch_norm(self.spotter(checkpoints).eval())  # inference only
         noise = json.loads((self.manifests / "noise.json").read_text())
         real_eval = json.loads((self.manifests / "real_eval.json").read_text())
         dev = read_manifest(self.manifests / "dev.jsonl")
@@ -343,7 +372,8 @@ class KeywordRun:
         bracket = stream_bracket(streams[0], chosen, options, self.label)
         results = {
             "keyword": self.label,
-            "checkpoint": str(checkpoint),
+            "checkpoint": str(checkpoints[0]),
+            "checkpoints": [str(c) for c in checkpoints],
             "target_fa_per_hour": self.o.target_fa,
             "chosen": chosen.as_dict(),
             "frr_at": {str(fa): (p.as_dict() if p else None) for fa in (0.5, 1.0, 5.0)
@@ -366,10 +396,10 @@ class KeywordRun:
 
     def stage_package(self) -> None:
         self.need("evaluate")
-        from speechconv.pretrained import load_pretrained, save_pretrained
+        from speechconv.pretrained import save_pretrained
 
         results = json.loads((self.eval_dir / "results.json").read_text())
-        spotter = load_pretrained(results["checkpoint"])
+        spotter = self.spotter([Path(c) for c in results.get("checkpoints", [results["checkpoint"]])])
         spotter.detector.clear()
         spotter.detector.update(results["detector"])
         if results["bracket"]:
@@ -383,6 +413,14 @@ class KeywordRun:
                    for name in ("config.yaml", "model.safetensors", "model.onnx", "README.md"))
         self.mark("package", {"bytes": size})
         log(f"package: {self.out} ({size / 1024:.0f} KiB). Use it: speechconv detect --model {self.out} FILE")
+
+    @staticmethod
+    def spotter(checkpoints: list[Path]):
+        """The model of one checkpoint, or the ensemble of several (their mean posterior)."""
+        from speechconv.pretrained import ensemble_spotter, load_pretrained
+
+        spotters = [load_pretrained(c) for c in checkpoints]
+        return spotters[0] if len(spotters) == 1 else ensemble_spotter(spotters)
 
     # --------------------------------------------------------------------------------- driver
     def run(self, stages: list[str]) -> None:
