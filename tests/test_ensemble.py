@@ -150,7 +150,7 @@ def test_ensemble_spotter_needs_the_same_labels():
 def test_train_keyword_ensemble_trains_members_with_their_seeds_and_packages_their_mean(tmp_path):
     out = tmp_path / "toaster"
     cmd = [sys.executable, "-m", "speechconv.cli.main", "train-keyword", "hey toaster", "--out", str(out),
-           "--positives", "24", "--negatives", "24", "--engines", "espeak,flite", "--minutes", "0.2", "--quiet",
+           "--positives", "24", "--negatives", "24", "--engines", "espeak,flite", "--minutes", "0.1", "--quiet",
            "--seed", "3", "--ensemble", "2"]
     result = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, HOME=str(tmp_path)), capture_output=True,
                             text=True, timeout=600)
@@ -161,7 +161,7 @@ def test_train_keyword_ensemble_trains_members_with_their_seeds_and_packages_the
         seeds.append(config["seed_everything"])
         budgets += [c["init_args"]["minutes"] for c in config["trainer"]["callbacks"]
                     if c["class_path"].endswith("TimeBudget")]
-    assert seeds == [3, 4] and budgets == [0.1, 0.1]  # the members share --minutes
+    assert seeds == [3, 4] and budgets == [0.1, 0.1]  # each member trains for --minutes
 
     results = json.loads((out / "work" / "eval" / "results.json").read_text())
     assert len(results["checkpoints"]) == 2 and "train_member1" in results["checkpoints"][1]

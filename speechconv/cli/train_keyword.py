@@ -17,7 +17,7 @@ stages (each re-runnable with --stage; later stages read what earlier ones wrote
             into 2 s training negatives, a fifth of the files held out to count false alarms
   train     OUT/train.yaml (speechconv train fit --config OUT/train.yaml reproduces it), with as many
             epochs as fit --minutes on this machine; progress and time left on stderr. With --ensemble N,
-            N models (OUT/train.yaml, OUT/train_member1.yaml, ...) share --minutes
+            N models (OUT/train.yaml, OUT/train_member1.yaml, ...), each for --minutes
   evaluate  held-out voices' keywords among held-out negatives in held-out noise: keywords found
             against false alarms per hour, the threshold for --target-fa, OUT/work/eval/det.png
   package   OUT/config.yaml, OUT/model.safetensors and the model card OUT/README.md
@@ -39,8 +39,8 @@ def register(subparsers) -> None:
     parser.add_argument("--noise-from", nargs="+", default=[], type=Path, metavar="DIR",
                         help="folders or files of background noise to mix in (default: generated noise only)")
     parser.add_argument("--minutes", type=float, default=30.0, metavar="M",
-                        help="training time budget in minutes; the number of epochs is chosen to fit it "
-                        "(default: 30; synthesis and evaluation come on top)")
+                        help="training time budget in minutes (per model with --ensemble); the number of epochs is "
+                        "chosen to fit it (default: 30; synthesis and evaluation come on top)")
     parser.add_argument("--positives", type=int, default=1500, metavar="N",
                         help="synthetic keyword clips (default: 1500)")
     parser.add_argument("--negatives", type=int, default=1500, metavar="N",
@@ -54,9 +54,9 @@ def register(subparsers) -> None:
                         help="share of the negatives that are phonetic near misses of the keyword (default: 0; "
                         "on real speakers near misses spoken by TTS voices made detectors miss more keywords)")
     parser.add_argument("--ensemble", type=int, default=1, metavar="N",
-                        help="train N models with seeds SEED..SEED+N-1 within the same --minutes and package their "
-                        "mean score: on real speakers more keywords found at the same false alarms, at N times "
-                        "the detection cost (default: 1)")
+                        help="train N models with seeds SEED..SEED+N-1, each for --minutes, and package their mean "
+                        "score: on real speakers a few more keywords found at the same false alarms, for N times "
+                        "the training time and detection cost (default: 1)")
     parser.add_argument("--target-fa", type=float, default=0.5, metavar="PER_HOUR",
                         help="false alarms per hour the default threshold is chosen for (default: 0.5)")
     parser.add_argument("--workers", type=int, default=2, metavar="N", help="synthesis processes (default: 2)")

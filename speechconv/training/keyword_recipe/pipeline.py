@@ -11,8 +11,8 @@ Stages, each re-runnable on its own (``--stage``) and each reading what the earl
 3. ``train``: the recipe template (``template.yaml``) filled in and written to ``OUT/train.yaml``; the
    number of epochs is chosen from a short throughput probe so that training fits ``--minutes``;
    ``speechconv train fit --config OUT/train.yaml`` (``--resume`` continues from ``last.ckpt``). With
-   ``--ensemble N``, N models with seeds ``seed .. seed + N - 1`` share the budget (``OUT/train.yaml``,
-   ``OUT/train_member1.yaml``, ...), and the later stages use their mean posterior
+   ``--ensemble N``, N models with seeds ``seed .. seed + N - 1``, each with the whole budget
+   (``OUT/train.yaml``, ``OUT/train_member1.yaml``, ...), and the later stages use their mean posterior
    (:mod:`speechconv.models.ensemble`).
 4. ``evaluate``: a stream of the held-out voices' keywords among held-out negatives over held-out
    noise, plus the held-out real negatives; FRR against false alarms per hour, the threshold for
@@ -255,7 +255,7 @@ class KeywordRun:
     def stage_train(self) -> None:
         self.need("prepare")
         members = self.members()
-        minutes = self.o.minutes / len(members)
+        minutes = self.o.minutes  # each member's: members trained fewer epochs miss more real keywords
         for i, (seed, run_dir, config) in enumerate(members):
             what = f"member {i + 1}/{len(members)} (seed {seed}): " if len(members) > 1 else ""
             if self.o.resume and self.done(f"train_member{i}"):
