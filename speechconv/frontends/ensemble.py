@@ -21,9 +21,9 @@ from speechconv.blocks.streaming import add_prefix, sub_state
 from speechconv.errors import ConfigError
 from speechconv.frontends.base import SpectrogramFrontend, State
 
-#: What the members must share: the options that make the mel power spectrogram.
 #: A small example (what ``{"name": "ensemble"}`` builds): PCEN and log-mel, 40 bands each.
 DEFAULT_MEMBERS = ({"name": "pcen"}, {"name": "logmel"})
+#: What the members must share: the options that make the mel power spectrogram.
 SHARED = ("sample_rate", "n_fft", "win_length", "hop_length", "window", "n_mels", "fmin", "fmax")
 
 

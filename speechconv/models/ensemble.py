@@ -104,13 +104,7 @@ class Ensemble(AudioModel):
 
     def geometry(self) -> list[AxisGeometry]:
         """The widest member's: every output waits for the member that sees the most context."""
-        return max((m.geometry() for m in self.members), key=lambda g: self._size(g))
-
-    @staticmethod
-    def _size(geometry: list[AxisGeometry]) -> int:
-        from speechconv.blocks.functional import receptive_field
-
-        return receptive_field(geometry).size
+        return max(self.members, key=lambda m: m.receptive_field().size).geometry()
 
     def output_frames(self, n_frames: int) -> int:
         counts = {m.output_frames(n_frames) for m in self.members}

@@ -254,8 +254,7 @@ class KeywordRun:
 
     def stage_train(self) -> None:
         self.need("prepare")
-        members = self.members()
-        minutes = self.o.minutes  # each member's: members trained fewer epochs miss more real keywords
+        members = self.members()  # each trains for --minutes: members trained fewer epochs miss more real keywords
         for i, (seed, run_dir, config) in enumerate(members):
             what = f"member {i + 1}/{len(members)} (seed {seed}): " if len(members) > 1 else ""
             if self.o.resume and self.done(f"train_member{i}"):
@@ -264,8 +263,8 @@ class KeywordRun:
             last = run_dir / "checkpoints" / "last.ckpt"
             resume = self.o.resume and last.is_file() and config.is_file()
             if not resume:
-                self.write_config(self.fill_template(seed, run_dir, minutes), config)
-                log(f"train: {what}config {config}; epochs are chosen to fit {minutes:g} min")
+                self.write_config(self.fill_template(seed, run_dir), config)
+                log(f"train: {what}config {config}; epochs are chosen to fit {self.o.minutes:g} min")
             cmd = [sys.executable, "-m", "speechconv.cli.main", "train", "fit", "--config", str(config)]
             if resume:
                 cmd += ["--ckpt_path", str(last)]
@@ -276,12 +275,10 @@ class KeywordRun:
             self.mark(f"train_member{i}", {"config": str(config), "seed": seed})
         self.mark("train", {"configs": [str(config) for _, _, config in members]})
 
-    def fill_template(self, seed: int | None = None, run_dir: Path | None = None,
-                      minutes: float | None = None) -> dict:
+    def fill_template(self, seed: int | None = None, run_dir: Path | None = None) -> dict:
         noise = json.loads((self.manifests / "noise.json").read_text())
         text = TEMPLATE.read_text()
         seed = self.o.seed if seed is None else seed
-        minutes = self.o.minutes if minutes is None else minutes
         text = text.replace("RUN", str(run_dir or self.run_dir)).replace("MANIFESTS", str(self.manifests))
         config = yaml.safe_load(text)
         init, data = config["model"]["init_args"], config["data"]["init_args"]
@@ -295,8 +292,8 @@ class KeywordRun:
                 op["noise"] = noise["train"]
         for callback in config["trainer"]["callbacks"]:
             if callback["class_path"].endswith("TimeBudget"):
-                callback["init_args"]["minutes"] = minutes
-        cap = max(60, int(minutes * 60 * 1.5))
+                callback["init_args"]["minutes"] = self.o.minutes
+        cap = max(60, int(self.o.minutes * 60 * 1.5))
         config["trainer"]["max_time"] = f"00:{cap // 3600:02d}:{cap % 3600 // 60:02d}:{cap % 60:02d}"
         return config
 
