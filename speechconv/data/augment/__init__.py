@@ -27,7 +27,16 @@ from __future__ import annotations
 from speechconv.data.augment.base import Compose, WaveAugment
 from speechconv.data.augment.dsp import butterworth_qs, mix_at_snr, signal_power
 from speechconv.data.augment.noise import AUDIO_SUFFIXES, AddNoise
-from speechconv.data.augment.ops import FormantShift, Gain, PitchShift, Reverb, SpeedPerturb, TelephoneBand, TimeShift
+from speechconv.data.augment.ops import (
+    FormantShift,
+    Gain,
+    PitchShift,
+    Reverb,
+    SpeedPerturb,
+    TelephoneBand,
+    TempoPerturb,
+    TimeShift,
+)
 from speechconv.data.augment.registry import (
     AUGMENTATIONS,
     FEATURE_AUGMENTATIONS,
@@ -49,6 +58,7 @@ __all__ = [
     "Reverb",
     "SpecAugment",
     "SpeedPerturb",
+    "TempoPerturb",
     "TelephoneBand",
     "TimeShift",
     "VTLP",

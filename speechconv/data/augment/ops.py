@@ -1,4 +1,4 @@
-"""Waveform ops: gain, time shift, speed, pitch, formants, reverb, telephone band."""
+"""Waveform ops: gain, time shift, speed, tempo, pitch, formants, reverb, telephone band."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 import torchaudio.functional as AF
 from torch import Tensor
+
+from speechconv.audio.activity import active_span
 
 from speechconv.data.augment.base import WaveAugment
 from speechconv.data.augment.dsp import (
@@ -150,19 +152,81 @@ class PitchShift(WaveAugment):
         if ratio == 1:
             return wave
         n = wave.shape[-1]
-        hop = self.n_fft // 4
-        window = torch.hann_window(self.n_fft, dtype=wave.dtype)
         flat = wave.reshape(-1, n)
         if n < self.n_fft:  # reflect padding in stft needs n > n_fft // 2; zero-pad short clips
             flat = _fit_length(flat, self.n_fft)
-        spec = torch.stft(flat, self.n_fft, hop, window=window, center=True, return_complex=True)
-        advance = torch.linspace(0, math.pi * hop, spec.shape[-2], dtype=wave.dtype)[..., None]
-        stretched = AF.phase_vocoder(spec, 1.0 / float(ratio), advance)
-        longer = torch.istft(
-            stretched, self.n_fft, hop, window=window, length=int(round(flat.shape[-1] * float(ratio)))
-        )
+        longer = _stretch(flat, float(ratio), self.n_fft)
         out = _fit_length(_resample_by(longer, ratio), n)
         return out.reshape(wave.shape)
+
+
+def _stretch(flat: Tensor, factor: float, n_fft: int) -> Tensor:
+    """Phase-vocoder time stretch of ``(batch, n)`` to ``round(n * factor)`` samples, pitch kept."""
+    hop = n_fft // 4
+    window = torch.hann_window(n_fft, dtype=flat.dtype)
+    spec = torch.stft(flat, n_fft, hop, window=window, center=True, return_complex=True)
+    advance = torch.linspace(0, math.pi * hop, spec.shape[-2], dtype=flat.dtype)[..., None]
+    stretched = AF.phase_vocoder(spec, 1.0 / factor, advance)
+    return torch.istft(stretched, n_fft, hop, window=window, length=int(round(flat.shape[-1] * factor)))
+
+
+def speech_window(stretched_length: int, length: int, span: tuple[int, int] | None) -> int:
+    """First sample of the ``length``-sample window of a longer signal that keeps ``span`` (start, end)
+    inside, centred in the room it leaves; when the span is longer than the window its end is kept."""
+    room = stretched_length - length
+    if span is None:
+        return 0
+    start, end = span
+    lo, hi = max(0, end - length), min(start, room)
+    if lo > hi:  # the span does not fit: keep its end
+        return min(lo, room)
+    return (lo + hi) // 2
+
+
+class TempoPerturb(WaveAugment):
+    """Change the speaking rate by ``rate`` (uniform in the range) keeping pitch and formants.
+
+    Phase-vocoder time stretch (as :class:`PitchShift`, without its resampling): the speech lasts
+    ``T / rate``. The clip keeps its length: a slower (longer) result is cropped around its active
+    span (frames within ``threshold_db`` of the loudest), so the keyword stays inside the clip instead
+    of losing its end; a faster one is zero-padded at the end. Real speakers say wake words slower
+    than TTS voices do, which speed perturbation can only reach by also lowering every frequency.
+    """
+
+    name = "tempo"
+
+    def __init__(
+        self,
+        rate: float | Sequence[float] = (0.7, 1.1),
+        sample_rate: int = 16000,
+        n_fft: int | None = None,
+        threshold_db: float = -35.0,
+        max_denominator: int = 100,
+        p: float = 1.0,
+    ) -> None:
+        super().__init__(p)
+        self.rate = _range(rate, "TempoPerturb rate", positive=True)
+        self.sample_rate = int(sample_rate)
+        self.n_fft = int(n_fft) if n_fft else _stft_size(self.sample_rate)
+        self.threshold_db = float(threshold_db)
+        self.max_denominator = int(max_denominator)
+
+    def sample_params(self, generator, wave):
+        return {"rate": float(_ratio(_uniform(generator, *self.rate), self.max_denominator))}
+
+    def apply(self, wave: Tensor, rate: float) -> Tensor:
+        if rate == 1:
+            return wave
+        n = wave.shape[-1]
+        flat = wave.reshape(-1, n)
+        if n < self.n_fft:
+            flat = _fit_length(flat, self.n_fft)
+        stretched = _stretch(flat, 1.0 / rate, self.n_fft)
+        if stretched.shape[-1] <= n:
+            return _fit_length(stretched, n).reshape(wave.shape)
+        span = active_span(stretched.detach().cpu().numpy(), self.sample_rate, self.threshold_db)
+        first = speech_window(stretched.shape[-1], n, span)
+        return stretched[..., first: first + n].reshape(wave.shape)
 
 
 class FormantShift(WaveAugment):

@@ -7,14 +7,23 @@ from typing import Any
 
 from speechconv.data.augment.base import Compose, WaveAugment
 from speechconv.data.augment.noise import AddNoise
-from speechconv.data.augment.ops import FormantShift, Gain, PitchShift, Reverb, SpeedPerturb, TelephoneBand, TimeShift
+from speechconv.data.augment.ops import (
+    FormantShift,
+    Gain,
+    PitchShift,
+    Reverb,
+    SpeedPerturb,
+    TelephoneBand,
+    TempoPerturb,
+    TimeShift,
+)
 from speechconv.data.specaugment import VTLP, SpecAugment
 from speechconv.errors import ConfigError
 from speechconv.registry import accepted_options, check_options, lookup, split_config
 
 AUGMENTATIONS: dict[str, type[WaveAugment]] = {
     cls.name: cls
-    for cls in (AddNoise, TimeShift, SpeedPerturb, PitchShift, FormantShift, Gain, Reverb, TelephoneBand)
+    for cls in (AddNoise, TimeShift, SpeedPerturb, TempoPerturb, PitchShift, FormantShift, Gain, Reverb, TelephoneBand)
 }
 FEATURE_AUGMENTATIONS: dict[str, type] = {"specaugment": SpecAugment, "vtlp": VTLP}
 
