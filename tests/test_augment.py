@@ -26,8 +26,6 @@ from speechconv.data.augment import (
     mix_at_snr,
     signal_power,
 )
-from speechconv.audio.activity import active_span
-from speechconv.data.augment.ops import speech_window
 from speechconv.data.rir import measure_rt60, schroeder_decay_db, synthetic_rir
 from speechconv.data.specaugment import VTLP, SpecAugment, vtlp_source_positions, vtlp_warp
 from speechconv.errors import ConfigError
@@ -235,25 +233,13 @@ def test_pitch_shift_keeps_length_and_moves_peak(semitones):
 
 
 @pytest.mark.parametrize("rate", [0.7, 1.25])
-def test_tempo_keeps_pitch_and_scales_the_speech_duration(rate):
-    tone = sine(440, seconds=0.5)
-    wave = torch.cat([torch.zeros(SR // 2), tone, torch.zeros(SR // 2)])  # 0.5 s tone in 1.5 s
+def test_tempo_scales_the_duration_and_keeps_the_pitch(rate):
+    wave = sine(440, seconds=0.5)
     out = TempoPerturb(sample_rate=SR).apply(wave, rate=rate)
-    assert out.shape == wave.shape
-    span = active_span(out.numpy(), SR, -20.0)
-    assert (span[1] - span[0]) / SR == pytest.approx(0.5 / rate, abs=0.03)
-    assert peak_hz(out[span[0]: span[1]]) == pytest.approx(440, rel=0.01)
-
-
-def test_tempo_crops_a_slower_clip_around_its_speech():
-    wave = torch.zeros(SR)
-    wave[int(0.55 * SR): int(0.95 * SR)] = sine(300, seconds=0.4)  # speech ends 0.05 s before the clip does
-    out = TempoPerturb(sample_rate=SR).apply(wave, rate=0.7)  # 0.57 s of speech, ending at 1.36 s uncropped
-    start, end = active_span(out.numpy(), SR, -20.0)
-    assert start > 0 and end < SR and (end - start) / SR == pytest.approx(0.4 / 0.7, abs=0.03)
-    assert speech_window(200, 100, (150, 190)) == 95  # windows starting at 90..100 keep it: the middle
-    assert speech_window(200, 100, (20, 180)) == 80  # longer than the window: its end is kept
-    assert speech_window(200, 100, None) == 0
+    assert out.shape[-1] == round(len(wave) / rate)
+    assert peak_hz(out) == pytest.approx(440, rel=0.01)  # speed perturbation would give 440 * rate
+    assert torch.isfinite(out).all()
+    assert TempoPerturb().apply(torch.zeros(2, 100), rate=0.5).shape == (2, 200)  # shorter than the FFT
 
 
 def _resonant_pulse_train(f0: float = 125.0, formant: float = 1000.0, bandwidth: float = 200.0):

@@ -115,6 +115,30 @@ def test_audio_manifest_datamodule(tmp_path):
         bad.setup("fit")
 
 
+def test_recording_augment_runs_before_the_cut_and_moves_the_event(tmp_path):
+    sr = 16000
+    wave = np.zeros(2 * sr)
+    t = np.arange(int(0.4 * sr)) / sr
+    wave[int(1.2 * sr): int(1.6 * sr)] = 0.5 * np.sin(2 * np.pi * 300 * t)  # the "keyword": 1.2-1.6 s
+    path = _write_wav(tmp_path / "kw.wav", wave, sr)
+    write_manifest(tmp_path / "train.jsonl", [ManifestEntry(path=path, label="kw", params={"start": 1.2, "end": 1.6})])
+    manifest = str(tmp_path / "train.jsonl")
+    data = AudioManifestDataModule(manifest, manifest, labels=["_background_", "kw"], sample_rate=sr,
+                                   clip_seconds=1.0, recording_augment=[{"name": "tempo", "rate": 0.5}])
+    data.setup("fit")
+    for epoch in range(4):
+        item = data.datasets["train"][(epoch, 0)]
+        start, end = int(item["start"]), int(item["end"])
+        assert item["wave"].shape == (sr,) and 0 < end <= sr
+        loud = np.flatnonzero(item["wave"].abs().numpy() > 0.05)
+        assert abs(loud[-1] - end) < 0.02 * sr  # the moved span still ends where the tone does
+        if start > 0:
+            assert (end - start) / sr == pytest.approx(0.8, abs=0.01)  # 0.4 s at half the rate
+    with pytest.raises(ConfigError, match="TempoPerturb rate"):
+        AudioManifestDataModule(manifest, manifest, labels=["_background_", "kw"],
+                                recording_augment=[{"name": "tempo", "rate": -1}]).setup("fit")
+
+
 # ------------------------------------------------------------------ MNIST
 
 

@@ -9,7 +9,6 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from speechconv.audio.activity import active_span
 
 from speechconv.data.augment.base import WaveAugment
 from speechconv.data.augment.dsp import (
@@ -170,27 +169,14 @@ def _stretch(flat: Tensor, factor: float, n_fft: int) -> Tensor:
     return torch.istft(stretched, n_fft, hop, window=window, length=int(round(flat.shape[-1] * factor)))
 
 
-def speech_window(stretched_length: int, length: int, span: tuple[int, int] | None) -> int:
-    """First sample of the ``length``-sample window of a longer signal that keeps ``span`` (start, end)
-    inside, centred in the room it leaves; when the span is longer than the window its end is kept."""
-    room = stretched_length - length
-    if span is None:
-        return 0
-    start, end = span
-    lo, hi = max(0, end - length), min(start, room)
-    if lo > hi:  # the span does not fit: keep its end
-        return min(lo, room)
-    return (lo + hi) // 2
-
-
 class TempoPerturb(WaveAugment):
     """Change the speaking rate by ``rate`` (uniform in the range) keeping pitch and formants.
 
-    Phase-vocoder time stretch (as :class:`PitchShift`, without its resampling): the speech lasts
-    ``T / rate``. The clip keeps its length: a slower (longer) result is cropped around its active
-    span (frames within ``threshold_db`` of the loudest), so the keyword stays inside the clip instead
-    of losing its end; a faster one is zero-padded at the end. Real speakers say wake words slower
-    than TTS voices do, which speed perturbation can only reach by also lowering every frequency.
+    Phase-vocoder time stretch (as :class:`PitchShift`, without its resampling): the output lasts
+    ``T / rate``. Real speakers say wake words slower than TTS voices do, which speed perturbation
+    can only reach by also lowering every frequency. Like ``speed`` it changes the length; put it in
+    a datamodule's ``recording_augment`` so it runs before the clip is cut and the keyword's span
+    moves with it.
     """
 
     name = "tempo"
@@ -200,7 +186,6 @@ class TempoPerturb(WaveAugment):
         rate: float | Sequence[float] = (0.7, 1.1),
         sample_rate: int = 16000,
         n_fft: int | None = None,
-        threshold_db: float = -35.0,
         max_denominator: int = 100,
         p: float = 1.0,
     ) -> None:
@@ -208,7 +193,6 @@ class TempoPerturb(WaveAugment):
         self.rate = _range(rate, "TempoPerturb rate", positive=True)
         self.sample_rate = int(sample_rate)
         self.n_fft = int(n_fft) if n_fft else _stft_size(self.sample_rate)
-        self.threshold_db = float(threshold_db)
         self.max_denominator = int(max_denominator)
 
     def sample_params(self, generator, wave):
@@ -219,14 +203,10 @@ class TempoPerturb(WaveAugment):
             return wave
         n = wave.shape[-1]
         flat = wave.reshape(-1, n)
-        if n < self.n_fft:
+        if n < self.n_fft:  # stft's reflect padding needs more samples; the zeros are cut again below
             flat = _fit_length(flat, self.n_fft)
-        stretched = _stretch(flat, 1.0 / rate, self.n_fft)
-        if stretched.shape[-1] <= n:
-            return _fit_length(stretched, n).reshape(wave.shape)
-        span = active_span(stretched.detach().cpu().numpy(), self.sample_rate, self.threshold_db)
-        first = speech_window(stretched.shape[-1], n, span)
-        return stretched[..., first: first + n].reshape(wave.shape)
+        out = _stretch(flat, 1.0 / rate, self.n_fft)[..., : int(round(n / rate))]
+        return out.reshape(*wave.shape[:-1], out.shape[-1])
 
 
 class FormantShift(WaveAugment):

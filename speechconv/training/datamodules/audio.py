@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from speechconv.audio.activity import active_span
-from speechconv.data.augment import build_augment, make_generator
+from speechconv.data.augment import Compose, build_augment, make_generator
 from speechconv.errors import ConfigError
 from speechconv.training.datamodules.loaders import _LoaderMixin, _split_key
 
@@ -50,6 +50,15 @@ def place_clip(wave: torch.Tensor, length: int, event: tuple[int, int], generato
     return clip, max(0, start - first), min(length, end - first)
 
 
+def augment_recording(augment, wave: torch.Tensor, event: tuple[int, int], generator: torch.Generator
+                      ) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``augment`` on a whole recording before its clip is cut; the event span scales with its length."""
+    n = len(wave)
+    wave = augment(wave, generator)
+    scale = len(wave) / n
+    return wave, (int(round(event[0] * scale)), int(round(event[1] * scale)))
+
+
 class AudioClipDataset(Dataset):
     """Manifest entries -> fixed-length clips with label and event span, optionally augmented.
 
@@ -59,11 +68,12 @@ class AudioClipDataset(Dataset):
 
     def __init__(self, entries: list, labels: Sequence[str], sample_rate: int, clip_seconds: float,
                  augment=None, seed: int = 0, train: bool = False, end_margin: float = 0.1,
-                 label_map: dict[str, str] | None = None, domains: bool = False):
+                 label_map: dict[str, str] | None = None, domains: bool = False, recording_augment=None):
         self.entries, self.labels = entries, list(labels)
         self.label_map = dict(label_map or {})
         self.sample_rate, self.length = sample_rate, int(round(clip_seconds * sample_rate))
         self.augment, self.seed, self.train = augment, seed, train
+        self.recording_augment = recording_augment
         self.end_margin = int(end_margin * sample_rate)
         self.targets = [self._target(e) for e in entries]
         self.domains = None
@@ -98,6 +108,8 @@ class AudioClipDataset(Dataset):
         else:
             event = (0, speech_end(wave, self.sample_rate))
         generator = make_generator(self.seed, epoch, index) if self.train and epoch is not None else None
+        if self.recording_augment is not None and generator is not None:
+            wave, event = augment_recording(self.recording_augment, wave, event, generator)
         clip, start, end = place_clip(wave, self.length, event, generator, self.end_margin)
         if self.augment is not None and generator is not None:
             clip = self.augment(clip, generator)
@@ -122,7 +134,12 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
         (keyword) end is inside the clip: at a random position when training, ``end_margin`` seconds
         before the clip end when evaluating.
     augment:
-        Waveform augmentation config for training (``build_augment``: list of ``{"name": ...}``).
+        Waveform augmentation config for training (``build_augment``: list of ``{"name": ...}``),
+        applied to each clip after it is cut.
+    recording_augment:
+        The same, applied to the whole recording before the clip is cut: for ops that change the
+        length (``tempo``, ``speed``), so that the event span moves with the audio and the cut keeps the
+        keyword's end inside the clip.
     split_column:
         When set, one manifest may hold all splits: ``train_manifest`` entries with ``split`` equal to
         ``"train"`` / ``"validation"`` / ``"test"`` feed the matching loader when the other paths are null.
@@ -143,7 +160,7 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
                  seed: int = 0, end_margin: float = 0.1, label_map: dict[str, str] | None = None,
                  split_column: bool = False, transcribed_manifest: str | None = None,
                  transcribed_batch_size: int = 8, transcribed_max_seconds: float = 16.0,
-                 domain_labels: bool = False):
+                 domain_labels: bool = False, recording_augment: list[dict] | dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         if not labels:
@@ -152,6 +169,7 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
         self.labels, self.sample_rate, self.clip_seconds = list(labels), sample_rate, clip_seconds
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.augment_config, self.end_margin = augment, end_margin
+        self.recording_augment_config = recording_augment
         self.label_map, self.split_column = label_map, split_column
         self.transcribed_manifest = transcribed_manifest
         self.transcribed_batch_size, self.transcribed_max_seconds = transcribed_batch_size, transcribed_max_seconds
@@ -178,12 +196,15 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
             entries = self._entries(split)
             if not entries:
                 raise ConfigError(f"no {split} data: set data.{split}_manifest")
-            augment = None
+            augment = recording_augment = None
             if split == "train" and self.augment_config:
                 augment = build_augment(self.augment_config, self.sample_rate)
+            if split == "train" and self.recording_augment_config:
+                recording_augment = build_augment(self.recording_augment_config, self.sample_rate)
             self.datasets[split] = AudioClipDataset(entries, self.labels, self.sample_rate, self.clip_seconds,
                                                     augment, self.seed, split == "train", self.end_margin,
-                                                    self.label_map, self.domain_labels and split == "train")
+                                                    self.label_map, self.domain_labels and split == "train",
+                                                    recording_augment)
         return self.datasets[split]
 
     def _transcribed(self):
@@ -191,7 +212,8 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
             from speechconv.data.manifest import read_manifest
             from speechconv.training.datamodules.transcribed import TranscribedDataset
 
-            augment = build_augment(self.augment_config, self.sample_rate) if self.augment_config else None
+            configs = [c for c in (self.recording_augment_config, self.augment_config) if c]
+            augment = Compose([op for c in configs for op in build_augment(c, self.sample_rate).ops]) if configs else None
             self.transcribed = TranscribedDataset(read_manifest(self.transcribed_manifest), self.sample_rate,
                                                   self.transcribed_max_seconds, augment, self.seed + 1)
         return self.transcribed
