@@ -44,7 +44,8 @@ from speechconv.training.recipe_tools import (
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "ensembles", "anchors", "report")
+STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "ensembles", "durations", "anchors",
+          "report")
 
 
 class SynthGroup(NamedTuple):
@@ -425,6 +426,71 @@ def stage_ensembles(args) -> None:
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     log(f"ensembles: {out}")
+
+
+def active_seconds(path: str | Path, threshold_db: float = -20.0) -> float:
+    """From the first to the last 10-ms frame within ``threshold_db`` of the loudest: how long a clip's
+    speech lasts, without its leading and trailing noise."""
+    from speechconv.audio import load_audio
+    from speechconv.audio.activity import active_span
+
+    wave, sample_rate = load_audio(path, 16000)
+    span = active_span(wave.numpy(), sample_rate, threshold_db)
+    return 0.0 if span is None else (span[1] - span[0]) / sample_rate
+
+
+def stage_durations(args) -> None:
+    """How long the real keywords last against the TTS ones, and FRR at <= 1 FA/h by thirds of the real
+    clips' duration (each seed at its own operating point of the sweep, from its cached curves)."""
+    import csv
+    import dataclasses
+
+    from speechconv.evaluation import kws
+
+    rows_out = []
+    for keyword in args.keywords:
+        truth = _streams_of(args, keyword)[0].with_suffix(".csv")
+        with open(truth, newline="") as f:
+            real = [active_seconds(r["source"]) for r in csv.DictReader(f) if r["label"] == keyword]
+        text = protocol.keyword_text(keyword)
+        manifest = variant_dir(args, keyword) / "manifests" / "train.jsonl"
+        tts = [active_seconds(e["path"]) for e in map(json.loads, manifest.read_text().splitlines())
+               if e["label"] == keyword and e.get("text", "").strip().lower() == text]
+        edges = np.quantile(real, [1 / 3, 2 / 3])
+        thirds = ["short", "middle", "long"]
+        groups = [thirds[int(np.searchsorted(edges, d, side="right"))] for d in real]
+        frr: dict[str, list[float]] = {g: [] for g in [*thirds, "all"]}
+        for seed in args.seeds:
+            keyword_stream, negative_stream = evaluate_seed(args, keyword, seed, write=False)
+            if len(keyword_stream.keywords) != len(groups):
+                raise SystemExit(f"{truth}: {len(groups)} {keyword} rows but {len(keyword_stream.keywords)} spans")
+            keyword_stream = dataclasses.replace(keyword_stream, keywords=[
+                dataclasses.replace(span, group=group) for span, group in zip(keyword_stream.keywords, groups)])
+            streams = [keyword_stream, negative_stream]
+            point = kws.frr_at(kws.sweep(streams[:1], streams, smoothing=(1, 3, 5), thresholds=THRESHOLDS),
+                               FA_TARGETS[-1])
+            for group in thirds:
+                found, total = point.recall_by_group[group] if point else (0, 1)
+                frr[group].append(1 - found / total)
+            frr["all"].append(point.frr if point else 1.0)
+        rows_out.append((keyword, np.median(real), np.median(tts), len(tts), edges,
+                         {g: float(np.mean(v)) for g, v in frr.items()}))
+        log(f"{args.variant}/{keyword}: real median {np.median(real):.2f} s, TTS {np.median(tts):.2f} s; FRR by third "
+            + ", ".join(f"{g} {100 * v:.1f}%" for g, v in rows_out[-1][-1].items()))
+    lines = [f"`{args.variant}`, seeds {','.join(map(str, args.seeds))}: median active duration (frames within 20 dB "
+             "of the loudest) of the real keyword clips and of the TTS training clips of the keyword alone, and the "
+             f"mean FRR at <= {FA_TARGETS[-1]:g} FA/h over the seeds among the shortest, middle and longest third "
+             "of the real clips:", "",
+             "| keyword | real | TTS | real / TTS | thirds split at | FRR short | middle | long | all |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for keyword, real_s, tts_s, _, edges, frr in rows_out:
+        lines.append(f"| {keyword} | {real_s:.2f} s | {tts_s:.2f} s | {real_s / tts_s:.2f} | {edges[0]:.2f}, "
+                     f"{edges[1]:.2f} s | " + " | ".join(f"{100 * frr[g]:.1f}%" for g in ("short", "middle", "long", "all"))
+                     + " |")
+    out = variant_dir(args) / "durations.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    log(f"durations: {out}")
 
 
 def _pair(frr: dict[str, float]) -> str:
