@@ -92,3 +92,23 @@ def test_prose_synth_reads_only_the_training_speakers_transcripts(run, tmp_path,
     assert sentences.read_text().splitlines() == ["words of speaker 19", "words of speaker 460"]
     assert argv[argv.index("--sentence-share") + 1] == "0.8" and argv[argv.index("--n") + 1] == "0"
     assert argv[argv.index("--engines") + 1] == "piper,kokoro"
+
+
+def test_active_seconds_skips_leading_and_trailing_quiet(run, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    wave = 0.001 * rng.standard_normal(2 * sr)  # noise 50 dB below the tone
+    wave[int(0.7 * sr): int(1.1 * sr)] += 0.3 * np.sin(2 * np.pi * 220 * np.arange(int(0.4 * sr)) / sr)
+    sf.write(tmp_path / "clip.wav", wave, sr)
+    assert run.active_seconds(tmp_path / "clip.wav") == pytest.approx(0.4, abs=0.011)
+
+
+def test_slow_variant_stretches_whole_recordings(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(run.protocol, "noise_files", lambda shared: (["train_noise.wav"], ["eval_noise.wav"]))
+    args = argparse.Namespace(work=tmp_path, shared=tmp_path, variant="noconf_slow", seed=0, max_time="", epochs=0)
+    data = run.training_config(args, "alexa", 0)["data"]["init_args"]
+    assert data["recording_augment"] == [{"name": "tempo", "rate": [0.65, 1.05], "p": 0.6}]
+    assert [op["name"] for op in data["augment"]][0] == "speed"  # the clip chain is noconf's
