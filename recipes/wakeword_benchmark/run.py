@@ -484,9 +484,9 @@ def stage_durations(args) -> None:
              "| keyword | real | TTS | real / TTS | thirds split at | FRR short | middle | long | all |",
              "|---|---|---|---|---|---|---|---|---|"]
     for keyword, real_s, tts_s, _, edges, frr in rows_out:
+        cells = " | ".join(f"{100 * frr[g]:.1f}%" for g in ("short", "middle", "long", "all"))
         lines.append(f"| {keyword} | {real_s:.2f} s | {tts_s:.2f} s | {real_s / tts_s:.2f} | {edges[0]:.2f}, "
-                     f"{edges[1]:.2f} s | " + " | ".join(f"{100 * frr[g]:.1f}%" for g in ("short", "middle", "long", "all"))
-                     + " |")
+                     f"{edges[1]:.2f} s | {cells} |")
     out = variant_dir(args) / "durations.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

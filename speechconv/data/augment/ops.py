@@ -9,7 +9,6 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-
 from speechconv.data.augment.base import WaveAugment
 from speechconv.data.augment.dsp import (
     _biquad,

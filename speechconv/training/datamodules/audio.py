@@ -213,7 +213,8 @@ class AudioManifestDataModule(_LoaderMixin, pl.LightningDataModule):
             from speechconv.training.datamodules.transcribed import TranscribedDataset
 
             configs = [c for c in (self.recording_augment_config, self.augment_config) if c]
-            augment = Compose([op for c in configs for op in build_augment(c, self.sample_rate).ops]) if configs else None
+            ops = [op for c in configs for op in build_augment(c, self.sample_rate).ops]
+            augment = Compose(ops) if ops else None
             self.transcribed = TranscribedDataset(read_manifest(self.transcribed_manifest), self.sample_rate,
                                                   self.transcribed_max_seconds, augment, self.seed + 1)
         return self.transcribed
