@@ -473,7 +473,7 @@ def stage_durations(args) -> None:
                 found, total = point.recall_by_group[group] if point else (0, 1)
                 frr[group].append(1 - found / total)
             frr["all"].append(point.frr if point else 1.0)
-        rows_out.append((keyword, np.median(real), np.median(tts), len(tts), edges,
+        rows_out.append((keyword, np.median(real), np.median(tts), edges,
                          {g: float(np.mean(v)) for g, v in frr.items()}))
         log(f"{args.variant}/{keyword}: real median {np.median(real):.2f} s, TTS {np.median(tts):.2f} s; FRR by third "
             + ", ".join(f"{g} {100 * v:.1f}%" for g, v in rows_out[-1][-1].items()))
@@ -483,7 +483,7 @@ def stage_durations(args) -> None:
              "of the real clips:", "",
              "| keyword | real | TTS | real / TTS | thirds split at | FRR short | middle | long | all |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for keyword, real_s, tts_s, _, edges, frr in rows_out:
+    for keyword, real_s, tts_s, edges, frr in rows_out:
         cells = " | ".join(f"{100 * frr[g]:.1f}%" for g in ("short", "middle", "long", "all"))
         lines.append(f"| {keyword} | {real_s:.2f} s | {tts_s:.2f} s | {real_s / tts_s:.2f} | {edges[0]:.2f}, "
                      f"{edges[1]:.2f} s | {cells} |")
