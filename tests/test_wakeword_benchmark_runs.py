@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "wakeword_benchmark"
@@ -112,3 +113,41 @@ def test_slow_variant_stretches_whole_recordings(run, tmp_path, monkeypatch):
     data = run.training_config(args, "alexa", 0)["data"]["init_args"]
     assert data["recording_augment"] == [{"name": "tempo", "rate": [0.65, 1.05], "p": 0.6}]
     assert [op["name"] for op in data["augment"]][0] == "speed"  # the clip chain is noconf's
+
+
+def _fake_curves(seed: int):
+    """A keyword stream (600 s, 10 keywords: the detector finds the even ones) and a negative stream (3000 s,
+    three false alarms at 0.9), 10 frames per second, so 1 FA/h allows one false alarm."""
+    from speechconv.evaluation.kws import KeywordSpan, StreamScores
+
+    times = np.round(np.arange(1, 6001) * 0.1, 3)
+    scores = np.full(len(times), 0.01)
+    spans = [KeywordSpan(50.0 * i + 10, 50.0 * i + 10.6, "") for i in range(10)]
+    for i, span in enumerate(spans):
+        scores[int(round(span.end * 10)) - 1] = 0.95 if i % 2 == 0 else 0.3
+    neg_times = np.round(np.arange(1, 30001) * 0.1, 3)
+    neg_scores = np.full(len(neg_times), 0.01)
+    neg_scores[[5000, 15000, 25000]] = 0.9
+    return (StreamScores("kw", 600.0, spans, times=times, scores=scores),
+            StreamScores("negatives", 3000.0, [], times=neg_times, scores=neg_scores))
+
+
+def test_fusion_chooses_each_keywords_weight_on_the_others(run, tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "evaluate_seed", lambda args, keyword, seed, write=True: _fake_curves(seed))
+    monkeypatch.setattr(run, "FUSION_WEIGHTS", (0.0, 0.02, 0.05, 0.1))
+    for keyword in ("alexa", "jarvis"):
+        folder = tmp_path / "anchors" / keyword
+        folder.mkdir(parents=True)
+        # pocketsphinx finds every keyword (score 30) and nothing in the negative stream
+        ends = np.array([50.0 * i + 10.6 for i in range(10)])
+        np.savez(folder / f"pocketsphinx_{keyword}.npz", times=ends, starts=ends - 0.6, scores=np.full(10, 30.0))
+        np.savez(folder / "pocketsphinx_negatives.npz", times=np.zeros(0), starts=np.zeros(0), scores=np.zeros(0))
+        (folder / "pocketsphinx.json").write_text(json.dumps({"frr_at_1": 0.25}))
+    args = argparse.Namespace(work=tmp_path, variant="noconf", seeds=[0, 1], keywords=["alexa", "jarvis"])
+    run.stage_fusion(args)
+    table = (tmp_path / "runs" / "noconf" / "fusion.md").read_text()
+    # alone: the odd keywords (0.3) lie under the false alarms (0.9); at 0.02 they still do
+    # (-0.85 + 0.6 < 2.2 - 1.6), at 0.05 every keyword clears every false alarm: the smallest such weight
+    assert "| alexa | 0.05 | 50.0% (50.0%) | 0.0% (0.0%) | 50.0% (50.0%) | 0.0% (0.0%) | 25.0% |" in table
+    assert "| mean | 50.0% | 50.0% | 0.0% | 0.0% |" in table
+    assert (tmp_path / "runs" / "noconf" / "fusion.png").is_file()

@@ -12,6 +12,7 @@ the splits are in ``protocol.py``; the README holds the tables this script print
     python recipes/wakeword_benchmark/run.py evaluate --work exp/wwb --variant voices
     python recipes/wakeword_benchmark/run.py train evaluate --work exp/wwb --variant pcen --seeds 0,1,2
     python recipes/wakeword_benchmark/run.py anchors  --work exp/wwb            # pocketsphinx, openWakeWord
+    python recipes/wakeword_benchmark/run.py fusion   --work exp/wwb --variant noconf --seeds 0,1,2,3
     python recipes/wakeword_benchmark/run.py report   --work exp/wwb            # tables of every variant
     python recipes/wakeword_benchmark/run.py all      --work exp/wwb --variant voices
 
@@ -45,7 +46,7 @@ from speechconv.training.recipe_tools import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "ensembles", "durations", "anchors",
-          "report")
+          "fusion", "report")
 
 
 class SynthGroup(NamedTuple):
@@ -586,6 +587,128 @@ def stage_anchors(args) -> None:
             log(f"{name}/{keyword}: FRR {result['frr_at_1']} at <= 1 FA/h")
 
 
+#: Weights of pocketsphinx's evidence tried by the fusion stage (0: the detector alone).
+FUSION_WEIGHTS = (0.0, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15)
+
+
+def _tail_thresholds(streams, count: int = 240) -> np.ndarray:
+    """Thresholds for a score of any scale: quantiles of all frames, dense in the top tail where the
+    operating points at a few false alarms per hour lie."""
+    frames = np.concatenate([s.scores for s in streams])
+    return np.unique(np.quantile(frames, 1.0 - np.logspace(-6.3, -1.3, count)))
+
+
+def stage_fusion(args) -> None:
+    """Each seed's score curves (and their ensemble) fused with pocketsphinx's keyphrase hits
+    (:mod:`speechconv.detect.fusion`) at each weight of FUSION_WEIGHTS. Each keyword's weight is chosen on
+    the other keywords (the lowest mean FRR at <= 1 FA/h over their seeds), so no keyword's own real clips
+    choose its weight. Needs the anchors stage's pocketsphinx hits."""
+    import dataclasses
+
+    from speechconv.detect import fusion
+    from speechconv.evaluation import kws
+
+    if len(args.keywords) < 2:
+        raise SystemExit("fusion: give at least two --keywords (each keyword's weight is chosen on the others)")
+    # table[keyword][member][weight] = {FA target: FRR}; members are "seed N" and "ensemble"
+    table: dict[str, dict[str, dict[float, dict[str, float]]]] = {}
+    for keyword in args.keywords:
+        hits = {}
+        for stem in (keyword, "negatives"):
+            path = args.work / "anchors" / keyword / f"pocketsphinx_{stem}.npz"
+            if not path.is_file():
+                raise SystemExit(f"{path}: missing; run the anchors stage for {keyword} first")
+            hits[stem] = np.load(path)
+        members = {f"seed {s}": evaluate_seed(args, keyword, s, write=False) for s in args.seeds}
+        if len(args.seeds) > 1:
+            pairs = list(members.values())
+            members["ensemble"] = (kws.mean_curve([p[0] for p in pairs]), kws.mean_curve([p[1] for p in pairs]))
+        table[keyword] = {}
+        for member, streams in members.items():
+            evidence = [fusion.keyphrase_evidence(s.times, h["starts"], h["times"], h["scores"])
+                        for s, h in zip(streams, (hits[keyword], hits["negatives"]))]
+            table[keyword][member] = {}
+            for weight in FUSION_WEIGHTS:
+                fused = [dataclasses.replace(s, scores=fusion.fuse(s.scores, e, weight))
+                         for s, e in zip(streams, evidence)]
+                points = kws.sweep(fused[:1], fused, smoothing=(1, 3, 5), thresholds=_tail_thresholds(fused))
+                table[keyword][member][weight] = {
+                    f"{t:g}": (lambda p: 1.0 if p is None else p.frr)(kws.frr_at(points, t)) for t in FA_TARGETS}
+            log(f"{args.variant}/{keyword} {member} fused with pocketsphinx, FRR at <= 1 FA/h by weight: " + ", ".join(
+                f"{w:g}: {100 * v['1']:.1f}%" for w, v in table[keyword][member].items()))
+    seeds = [f"seed {s}" for s in args.seeds]
+    one, half = f"{FA_TARGETS[-1]:g}", f"{FA_TARGETS[0]:g}"
+
+    def seed_mean(keyword: str, weight: float, target: str = one) -> float:
+        return float(np.mean([table[keyword][m][weight][target] for m in seeds]))
+
+    chosen = {k: min(FUSION_WEIGHTS, key=lambda w: (np.mean([seed_mean(o, w) for o in args.keywords if o != k]), w))
+              for k in args.keywords}
+    anchor = {}
+    for keyword in args.keywords:
+        path = args.work / "anchors" / keyword / "pocketsphinx.json"
+        anchor[keyword] = json.loads(path.read_text())["frr_at_1"] if path.is_file() else None
+    ensemble = len(args.seeds) > 1
+    header = ["keyword", "weight (chosen on the others)", "detector alone", "fused"]
+    header += ["ensemble alone", "ensemble fused"] if ensemble else []
+    lines = [f"`{args.variant}` (seeds {','.join(map(str, args.seeds))}) fused with pocketsphinx's keyphrase hits: "
+             f"FRR at <= {one} FA/h (in brackets <= {half} FA/h), the mean over the seeds"
+             + (" and their ensemble" if ensemble else "") + ". Each keyword's weight is chosen on the other "
+             "keywords (leave one keyword out).", "",
+             "| " + " | ".join([*header, "pocketsphinx alone"]) + " |", "|---" * (len(header) + 1) + "|"]
+    totals: dict[str, list[tuple[float, float]]] = {}
+    for keyword in args.keywords:
+        w = chosen[keyword]
+        cells = {"alone": (seed_mean(keyword, 0.0), seed_mean(keyword, 0.0, half)),
+                 "fused": (seed_mean(keyword, w), seed_mean(keyword, w, half))}
+        if ensemble:
+            cells["ensemble alone"] = tuple(table[keyword]["ensemble"][0.0][t] for t in (one, half))
+            cells["ensemble fused"] = tuple(table[keyword]["ensemble"][w][t] for t in (one, half))
+        for name, value in cells.items():
+            totals.setdefault(name, []).append(value)
+        lines.append(f"| {keyword} | {w:g} | " + " | ".join(_pct_pair(*v) for v in cells.values())
+                     + f" | {_fmt(anchor[keyword])} |")
+    known = [a for a in anchor.values() if a is not None]
+    mean_anchor = _fmt(float(np.mean(known))) if len(known) == len(args.keywords) else "n/a"
+    lines.append("| mean | | " + " | ".join(_pct_pair(*np.mean(v, axis=0)) for v in totals.values())
+                 + f" | {mean_anchor} |")
+    lines += ["", f"FRR at <= {one} FA/h by weight (mean over the seeds; 0 is the detector alone):", "",
+              "| keyword | " + " | ".join(f"{w:g}" for w in FUSION_WEIGHTS) + " |",
+              "|---" * (len(FUSION_WEIGHTS) + 1) + "|"]
+    for keyword in [*args.keywords, "mean"]:
+        names = args.keywords if keyword == "mean" else [keyword]
+        lines.append(f"| {keyword} | " + " | ".join(_fmt(float(np.mean([seed_mean(k, w) for k in names])))
+                                                    for w in FUSION_WEIGHTS) + " |")
+    out = variant_dir(args) / "fusion.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot_fusion(args, {k: [seed_mean(k, w) for w in FUSION_WEIGHTS] for k in args.keywords}, anchor,
+                 variant_dir(args) / "fusion.png")
+    log(f"fusion: {out}")
+
+
+def _plot_fusion(args, frr: dict[str, list[float]], anchor: dict[str, float | None], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for keyword, values in frr.items():
+        line, = ax.plot(FUSION_WEIGHTS, [100 * v for v in values], marker="o", label=keyword)
+        if anchor.get(keyword) is not None:
+            ax.axhline(100 * anchor[keyword], color=line.get_color(), linestyle=":", linewidth=1)
+    ax.set_xlabel("weight of pocketsphinx's evidence (0: detector alone)")
+    ax.set_ylabel(f"FRR at <= {FA_TARGETS[-1]:g} FA/h (%), mean over seeds")
+    ax.set_title(f"{args.variant} fused with pocketsphinx (dotted: pocketsphinx alone)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 ANCHORS = {
     "pocketsphinx": "pocketsphinx keyphrase search, bundled US English model, no training for the keyword",
     "openwakeword": "openWakeWord alexa_v0.1 (TTS-trained head on Google's speech embedding; "
@@ -597,6 +720,10 @@ PUBLISHED = ("Published (Picovoice benchmark, six keywords incl. these four, Lib
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _pct_pair(at_one: float, at_half: float) -> str:
+    return f"{100 * at_one:.1f}% ({100 * at_half:.1f}%)"
 
 
 def _frr(result: dict, target: float) -> float | None:
