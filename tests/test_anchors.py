@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from speechconv.detect import keyphrase
+from speechconv.errors import ConfigError
+
 ANCHORS_PATH = Path(__file__).resolve().parents[1] / "recipes" / "wakeword_benchmark" / "anchors.py"
 SR = 16000
 
@@ -73,9 +76,23 @@ def test_one_pass_scores_reproduce_decodes_at_each_threshold(sentence, monkeypat
     hits = anchors.pocketsphinx_detections(path, "computer")
     thresholds = [1e-40, 10.0 ** np.floor(hits.scores.max()), 10.0 ** np.ceil(hits.scores.max()), 1e30]
     for threshold in thresholds:
-        monkeypatch.setattr(anchors, "PERMISSIVE_KWS_THRESHOLD", threshold)
+        monkeypatch.setattr(keyphrase, "PERMISSIVE_KWS_THRESHOLD", threshold)
         strict = anchors.pocketsphinx_detections(path, "computer")
         np.testing.assert_array_equal(strict.times, anchors.detections_at(hits, [threshold])[threshold])
+
+
+def test_search_in_memory_matches_the_file_and_does_not_depend_on_the_file_before(sentence):
+    path, _, _ = sentence
+    audio, _ = sf.read(path, dtype="int16")
+    search = keyphrase.KeyphraseSearch("computer")
+    from_file = search.search_wav(path)
+    noise = np.random.default_rng(2).normal(0, 0.2, 10 * SR).astype(np.float32)
+    search.search(noise)  # a loud file first must not shift the next file's running cepstral mean
+    in_memory = search.search(audio)
+    for a, b in zip(from_file, in_memory):
+        np.testing.assert_array_equal(a, b)
+    floats = search.search(audio.astype(np.float32) / 32767.0)  # float input is scaled to int16 the same way
+    np.testing.assert_array_equal(floats.times, from_file.times)
 
 
 def test_pocketsphinx_keyword_across_a_block_boundary_is_found_once(sentence):
@@ -99,7 +116,7 @@ def test_pocketsphinx_hears_nothing_in_silence_or_noise(tmp_path):
 def test_pocketsphinx_words_missing_from_the_dictionary(tmp_path):
     pytest.importorskip("pocketsphinx")
     path = write(tmp_path / "quiet.wav", pause(1.0))
-    with pytest.raises(ValueError, match="zorblax"):
+    with pytest.raises(ConfigError, match="zorblax"):
         anchors.pocketsphinx_detections(path, "hey zorblax")
     hits = anchors.pocketsphinx_detections(path, "hey zorblax", pronunciations={"zorblax": "Z AO R B L AE K S"})
     assert hits.times.shape == hits.scores.shape == hits.starts.shape

@@ -14,46 +14,24 @@ Both anchors read a 16 kHz mono WAV in blocks, so memory stays flat for streams 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 import warnings
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
+
+from speechconv.detect.keyphrase import KeyphraseHits, KeyphraseSearch
+from speechconv.detect.keyphrase import hits_at as detections_at  # noqa: F401  (the tests' and callers' name)
 
 SAMPLE_RATE = 16000
 
 # --- pocketsphinx ----------------------------------------------------------------------------------------------
 
-# kws_search.c reports a hit's score as (keyphrase score - best phone-loop score) - KWS_MAX, in log units
-# shifted right by SENSCR_SHIFT; a hit fires when the unshifted-back difference reaches log(kws_threshold).
-KWS_MAX = 1500
-SENSCR_SHIFT = 10
-# Permissive threshold: one decoding pass records every hit the search beam lets through (the threshold does not
-# change the search, only which hits are kept), each with its score, so any stricter threshold is a filter.
-# The search beam, not this threshold, bounds the list (about 200 hits per hour of LibriSpeech for "computer").
-PERMISSIVE_KWS_THRESHOLD = 1e-300
-FRAMES_PER_SECOND = 100
-
+# The search itself lives in the package (speechconv.detect.keyphrase), where fusion uses it too.
 # The four benchmark words are all in the bundled cmudict-en-us.dict, so no pronunciation is added:
 #   alexa AH L EH K S AH | computer K AH M P Y UW T ER | jarvis JH AA R V AH S | smart S M AA R T, mirror M IH R ER
 # Keyphrase search uses a word's first pronunciation only, so jarvis(2) JH AA R V IH S is not searched.
-
-
-class KeyphraseHits(NamedTuple):
-    """pocketsphinx hits, sorted by time.
-
-    times: seconds in the stream where the keyphrase ends (when pocketsphinx reports it).
-    scores: the largest log10(kws_threshold) at which pocketsphinx still reports the hit; a decode with
-        kws_threshold=T reports exactly the hits with score >= log10(T).
-    starts: seconds in the stream where the keyphrase starts.
-    """
-
-    times: np.ndarray
-    scores: np.ndarray
-    starts: np.ndarray
 
 
 def pocketsphinx_detections(
@@ -64,72 +42,10 @@ def pocketsphinx_detections(
     context_seconds: float = 5.0,
     pronunciations: dict[str, str] | None = None,
 ) -> KeyphraseHits:
-    """Spot ``keyphrase`` in a 16 kHz mono WAV with one pocketsphinx decoding pass; sweep thresholds on ``scores``.
-
-    Each block is one utterance (start_utt/end_utt), decoded with ``context_seconds`` of the previous block
-    before it so a keyphrase across the boundary is still seen whole; hits ending in that context belong to
-    the previous block. ``pronunciations`` adds words missing from the bundled dictionary (ARPAbet phones).
-    """
-    from pocketsphinx import Config, Decoder
-
-    keyphrase = " ".join(keyphrase.lower().split())
-    decoder = Decoder(Config(lm=None, kws_threshold=PERMISSIVE_KWS_THRESHOLD, kws_delay=0, loglevel="FATAL"))
-    for word, phones in (pronunciations or {}).items():
-        decoder.add_word(word, phones, True)
-    missing = [word for word in keyphrase.split() if decoder.lookup_word(word) is None]
-    if missing:
-        raise ValueError(f"not in the pocketsphinx dictionary: {missing}; pass pronunciations={{word: phones}}")
-    decoder.add_keyphrase("anchor", keyphrase)
-    decoder.activate_search("anchor")
-    log_base = float(decoder.config["logbase"])
-
-    hits: list[tuple[float, float, float]] = []  # (start, end, score)
-    block = int(round(block_seconds * SAMPLE_RATE))
-    context = int(round(context_seconds * SAMPLE_RATE))
-    with sf.SoundFile(str(wav_path)) as wav:
-        _check_format(wav)
-        for owned_start in range(0, wav.frames, block):
-            read_start = max(0, owned_start - context)
-            wav.seek(read_start)
-            audio = wav.read(owned_start + block - read_start, dtype="int16")
-            decoder.start_utt()
-            # full_utt=False: streaming cepstral mean normalisation, carried across blocks, as a live detector runs
-            decoder.process_raw(audio.tobytes(), False, False)
-            decoder.end_utt()
-            for seg in decoder.seg() or []:  # None when there is no hit
-                end = read_start / SAMPLE_RATE + (seg.end_frame + 1) / FRAMES_PER_SECOND  # end_frame is inclusive
-                if end * SAMPLE_RATE < owned_start:
-                    continue
-                start = read_start / SAMPLE_RATE + seg.start_frame / FRAMES_PER_SECOND
-                hits.append((start, end, _log10_threshold(seg.prob, log_base)))
-    hits = _merge_overlaps(hits)
-    starts, ends, scores = (np.array(column, dtype=np.float64) for column in zip(*hits)) if hits else [np.zeros(0)] * 3
-    return KeyphraseHits(times=ends, scores=scores, starts=starts)
-
-
-def _log10_threshold(prob: float, log_base: float) -> float:
-    """Segment.prob is log_base ** (difference - KWS_MAX); the hit fires when difference >= log(T) >> SHIFT,
-    i.e. when (difference << SHIFT) + (1 << SHIFT) - 1 >= log(T) (log(T) truncated toward zero)."""
-    difference = round(math.log(prob) / math.log(log_base)) + KWS_MAX
-    return ((difference << SENSCR_SHIFT) + (1 << SENSCR_SHIFT) - 1) * math.log10(log_base)
-
-
-def _merge_overlaps(hits: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
-    """Overlapping hits are one hit with the best score, as pocketsphinx merges them within an utterance;
-    this also joins a keyphrase cut at a block end with its whole copy in the next block."""
-    merged: list[tuple[float, float, float]] = []
-    for hit in sorted(hits):
-        if merged and hit[0] < merged[-1][1]:
-            if hit[2] > merged[-1][2]:
-                merged[-1] = hit
-        else:
-            merged.append(hit)
-    return merged
-
-
-def detections_at(hits: KeyphraseHits, kws_thresholds) -> dict[float, np.ndarray]:
-    """Detection times a pocketsphinx decode with each kws_threshold would report."""
-    return {float(t): hits.times[hits.scores >= math.log10(t)] for t in kws_thresholds}
+    """Spot ``keyphrase`` in a 16 kHz mono WAV with one pocketsphinx decoding pass; sweep thresholds on
+    ``scores`` (:class:`speechconv.detect.keyphrase.KeyphraseHits`)."""
+    return KeyphraseSearch(keyphrase, pronunciations).search_wav(
+        wav_path, block_seconds=block_seconds, context_seconds=context_seconds)
 
 
 # --- openWakeWord ----------------------------------------------------------------------------------------------

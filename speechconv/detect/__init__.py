@@ -3,6 +3,8 @@
 
 An event's ``peak`` is the detection time and ``score`` the smoothed posterior there; ``start`` and
 ``end`` bracket the spoken keyword (:func:`bracket`, calibrated per model with :func:`calibrate_bracket`).
+A second opinion from a phonetic search: :mod:`.keyphrase` (pocketsphinx, optional) finds the keyphrase
+with an acoustic model trained on real speech and :mod:`.fusion` adds its evidence to the scores.
 Names are imported on first use: detection runs on either engine (:mod:`speechconv.runtime`), so
 nothing here may import torch before a torch model is used.
 """
