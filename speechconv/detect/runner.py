@@ -42,6 +42,17 @@ class Curve:
 DEFAULT_CHUNK_SECONDS = 120.0
 
 
+@dataclass(frozen=True)
+class Verify:
+    """A second opinion from a phonetic search: pocketsphinx spots ``keyphrase`` in the same audio and its
+    evidence is added to the model's scores before the detector (:mod:`speechconv.detect.fusion`).
+    The whole file is then held in memory (the search needs it after scoring)."""
+
+    keyphrase: str
+    weight: float | None = None  # None: fusion.DEFAULT_WEIGHT
+    pronunciations: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass
 class FileResult:
     """Events of one input, and the reason it could not be processed (fully) or None.
@@ -113,6 +124,54 @@ def detect_chunks(
     return events, samples, curve
 
 
+def detect_verified(
+    model,
+    chunks: Iterable[np.ndarray],
+    detector: Detector,
+    verify: Verify,
+    keep_curve: bool = False,
+) -> tuple[list[Event], int, Curve | None]:
+    """:func:`detect_chunks` with a second opinion: the raw scores of the whole stream are fused with the
+    keyphrase hits found in the same audio, then the detector (smoothing included) runs on the fused scores."""
+    from speechconv.detect import fusion
+    from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
+
+    model = as_model(model)
+    if model.sample_rate != SAMPLE_RATE:
+        raise SpeechconvError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
+    search = KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))
+    stream = model.open_stream()
+    samples = 0
+    audio_parts, times_parts, score_parts, feature_parts = [], [], [], []
+    for chunk in itertools.chain(chunks, [None]):
+        if chunk is None:
+            times, scores = stream.finish()
+        else:
+            chunk = np.asarray(chunk, dtype=np.float32)
+            samples += chunk.shape[-1]
+            audio_parts.append(chunk)
+            times, scores = stream.feed(chunk)
+            if keep_curve:
+                feature_parts.append(stream.plot_features(chunk))
+        times_parts.append(np.asarray(times, dtype=np.float64))
+        score_parts.append(np.asarray(scores, dtype=np.float64))
+    times, scores = np.concatenate(times_parts), np.concatenate(score_parts)
+    hits = search.search(np.concatenate(audio_parts) if audio_parts else np.zeros(0, np.float32))
+    evidence = fusion.keyphrase_evidence(times, hits.starts, hits.times, hits.scores)
+    fused = fusion.fuse(scores, evidence, fusion.DEFAULT_WEIGHT if verify.weight is None else verify.weight)
+    detector.reset()
+    events = detector.detect(times, fused)
+    curve = None
+    if keep_curve:
+        curve = Curve(
+            features=np.concatenate(feature_parts, axis=-1) if feature_parts else np.zeros((0, 0)),
+            frame_rate=stream.feature_rate,
+            times=times,
+            scores=detector.smooth(fused),
+        )
+    return events, samples, curve
+
+
 def _reason(err: OSError) -> str:
     text = err.strerror or str(err)
     return text[:1].lower() + text[1:]
@@ -160,15 +219,20 @@ def detect_file(
     overrides: dict[str, Any] | None = None,
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     keep_curve: bool = False,
+    verify: Verify | None = None,
 ) -> FileResult:
     """Detect in one file (``"-"`` = standard input) with ``model`` (either engine, or a
-    :class:`KeywordSpotter`); a bad file gives a result with ``error`` set."""
+    :class:`KeywordSpotter`), with a second opinion when ``verify`` is given; a bad file gives a result
+    with ``error`` set."""
     model = as_model(model)
     detector = make_detector(model, overrides)
     try:
         with audio_source(path) as source:
             chunks = _UntilDamage(iter_audio_arrays(source, model.sample_rate, chunk_seconds))
-            events, samples, curve = detect_chunks(model, chunks, detector, keep_curve)
+            if verify is None:
+                events, samples, curve = detect_chunks(model, chunks, detector, keep_curve)
+            else:
+                events, samples, curve = detect_verified(model, chunks, detector, verify, keep_curve)
     except AudioError as err:
         return FileResult(path, error=str(err))
     error = str(chunks.error) if chunks.error is not None else None
@@ -330,8 +394,9 @@ def _init_worker(model: str, engine: str, threads: int, parent: int) -> None:
     _WORKER["model"] = load_model(model, engine, threads=threads)
 
 
-def _worker_detect(path: str, overrides: dict[str, Any], chunk_seconds: float, keep_curve: bool) -> FileResult:
-    return detect_file(_WORKER["model"], path, overrides, chunk_seconds, keep_curve)
+def _worker_detect(path: str, overrides: dict[str, Any], chunk_seconds: float, keep_curve: bool,
+                   verify: Verify | None = None) -> FileResult:
+    return detect_file(_WORKER["model"], path, overrides, chunk_seconds, keep_curve, verify)
 
 
 def stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -356,6 +421,7 @@ def run_detection(
     workers: int = 1,
     name: str | None = None,
     keep_curve: bool = False,
+    verify: Verify | None = None,
 ) -> Iterator[FileResult]:
     """Results for ``paths`` in input order.
 
@@ -368,9 +434,13 @@ def run_detection(
     model = as_model(model)
     overrides = dict(overrides or {})
     make_detector(model, overrides)  # validate the options once, before any work
+    if verify is not None:
+        from speechconv.detect.keyphrase import KeyphraseSearch
+
+        KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))  # unknown words fail before any work
     if workers <= 1 or len(paths) <= 1:
         for path in paths:
-            yield detect_file(model, path, overrides, chunk_seconds, keep_curve)
+            yield detect_file(model, path, overrides, chunk_seconds, keep_curve, verify)
         return
     if name is None:
         raise ValueError("workers > 1 needs the model name or path to load in each worker")
@@ -380,12 +450,13 @@ def run_detection(
                                initargs=(name, model.engine, threads, os.getpid()))
     try:
         jobs: list[Future | str] = [
-            path if reads_here(path) else pool.submit(_worker_detect, path, overrides, chunk_seconds, keep_curve)
+            path if reads_here(path)
+            else pool.submit(_worker_detect, path, overrides, chunk_seconds, keep_curve, verify)
             for path in paths
         ]
         for job in jobs:
             if isinstance(job, str):
-                yield detect_file(model, job, overrides, chunk_seconds, keep_curve)
+                yield detect_file(model, job, overrides, chunk_seconds, keep_curve, verify)
                 continue
             try:
                 yield job.result()
