@@ -47,21 +47,30 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def save_random_spotter(folder, threshold: float = 0.0):
-    """A random-weight tdnn spotter saved as a model directory in ``folder/model``; with the default
-    threshold of 0 every file gives detections. Returns the directory."""
+def random_spotter(keyword: str = "hello", threshold: float | None = None):
+    """A random-weight tdnn spotter for ``keyword`` (seeded), with small smoothing and merge windows."""
     from speechconv.frontends import build_frontend
     from speechconv.models import build_model
-    from speechconv.pretrained import save_pretrained
     from speechconv.streaming import KeywordSpotter
 
     torch.manual_seed(0)
-    spotter = KeywordSpotter(
+    detector = {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1}
+    if threshold is not None:
+        detector["threshold"] = threshold
+    return KeywordSpotter(
         build_frontend({"name": "logmel", "n_mels": 40}),
         build_model({"name": "tdnn", "num_classes": 2}),
-        ["_unknown_", "hello"],
-        {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1, "threshold": threshold},
+        ["_unknown_", keyword],
+        detector,
     ).eval()
+
+
+def save_random_spotter(folder, threshold: float = 0.0):
+    """A random-weight tdnn spotter saved as a model directory in ``folder/model``; with the default
+    threshold of 0 every file gives detections. Returns the directory."""
+    from speechconv.pretrained import save_pretrained
+
+    spotter = random_spotter(threshold=threshold)
     save_pretrained(spotter, folder / "model")
     return folder / "model"
 

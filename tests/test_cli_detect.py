@@ -16,15 +16,12 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import default_signals, error_lines
+from conftest import default_signals, error_lines, random_spotter
 
 from speechconv.audio import save_audio
 from speechconv.cli.main import main
 from speechconv.detect import detect_file
-from speechconv.frontends import build_frontend
-from speechconv.models import build_model
 from speechconv.pretrained import default_model_available, load_pretrained, save_pretrained
-from speechconv.streaming import KeywordSpotter
 
 SR = 16000
 
@@ -33,13 +30,7 @@ SR = 16000
 def setup(tmp_path_factory):
     """A random-weight model (threshold = median score, so there are detections) and input files."""
     root = tmp_path_factory.mktemp("detect")
-    torch.manual_seed(0)
-    spotter = KeywordSpotter(
-        build_frontend({"name": "logmel", "n_mels": 40}),
-        build_model({"name": "tdnn", "num_classes": 2}),
-        ["_unknown_", "hello"],
-        {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1},
-    ).eval()
+    spotter = random_spotter("hello")
     gen = torch.Generator().manual_seed(1)
     waves = {}
     for name, seconds in (("a.wav", 2.0), ("sub/b.flac", 1.5), ("sub/deeper/c.wav", 1.0)):

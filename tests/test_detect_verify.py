@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import random_spotter
 
 pytest.importorskip("pocketsphinx")
 
@@ -22,10 +23,7 @@ from speechconv.cli.main import main  # noqa: E402
 from speechconv.detect import fusion  # noqa: E402
 from speechconv.detect.keyphrase import KeyphraseSearch  # noqa: E402
 from speechconv.detect.runner import Verify, as_model, detect_file, make_detector  # noqa: E402
-from speechconv.frontends import build_frontend  # noqa: E402
-from speechconv.models import build_model  # noqa: E402
 from speechconv.pretrained import load_pretrained, save_pretrained  # noqa: E402
-from speechconv.streaming import KeywordSpotter  # noqa: E402
 
 SR = 16000
 
@@ -44,13 +42,7 @@ def say(text: str) -> np.ndarray:
 def setup(tmp_path_factory):
     """A random-weight 'computer' model (threshold at the median score) and a sentence with the word."""
     root = tmp_path_factory.mktemp("verify")
-    torch.manual_seed(0)
-    spotter = KeywordSpotter(
-        build_frontend({"name": "logmel", "n_mels": 40}),
-        build_model({"name": "tdnn", "num_classes": 2}),
-        ["_unknown_", "computer"],
-        {"smoothing_frames": 3, "merge_seconds": 0.05, "refractory_seconds": 0.1},
-    ).eval()
+    spotter = random_spotter("computer")
     rng = np.random.default_rng(0)
     audio = np.concatenate([np.zeros(SR // 2, np.float32), say("the weather is nice today, computer, turn on the "
                                                                   "lights please"), np.zeros(SR // 2, np.float32)])
