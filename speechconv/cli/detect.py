@@ -329,10 +329,12 @@ def _run(args: argparse.Namespace) -> int:
     threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
     verify = None
     if args.verify:
-        from speechconv.detect.keyphrase import KeyphraseSearch
+        from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
         from speechconv.detect.runner import Verify
 
         verify = Verify(args.keyphrase or spotter.keyword.replace("_", " "), args.verify_weight)
+        if spotter.sample_rate != SAMPLE_RATE:
+            raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {spotter.sample_rate} Hz")
         KeyphraseSearch(verify.keyphrase)  # pocketsphinx missing or a word it does not know: stop before any output
     on_terminal = sys.stderr.isatty()
     scanned = failed_files = events = 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from speechconv.audio import AudioError, iter_audio_arrays
 from speechconv.detect.detector import Detector, Event
-from speechconv.errors import SpeechconvError
+from speechconv.errors import ConfigError, SpeechconvError
 
 
 @dataclass
@@ -138,7 +138,7 @@ def detect_verified(
 
     model = as_model(model)
     if model.sample_rate != SAMPLE_RATE:
-        raise SpeechconvError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
+        raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
     search = KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))
     stream = model.open_stream()
     samples = 0
@@ -434,10 +434,12 @@ def run_detection(
     model = as_model(model)
     overrides = dict(overrides or {})
     make_detector(model, overrides)  # validate the options once, before any work
-    if verify is not None:
-        from speechconv.detect.keyphrase import KeyphraseSearch
+    if verify is not None:  # a wrong sample rate, pocketsphinx missing or unknown words fail before any work
+        from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
 
-        KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))  # unknown words fail before any work
+        if model.sample_rate != SAMPLE_RATE:
+            raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
+        KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))
     if workers <= 1 or len(paths) <= 1:
         for path in paths:
             yield detect_file(model, path, overrides, chunk_seconds, keep_curve, verify)
