@@ -121,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="second opinion: pocketsphinx searches the same audio for the keyphrase and its "
                         "evidence is added to the model's scores; fewer misses on real voices at the same "
-                        "false alarms, about 10-25x slower on long audio (needs speechconv[verify]; see below) "
+                        "false alarms, about 8-25x slower on long audio (needs speechconv[verify]; see below) "
                         "(default: off)")
     parser.add_argument("--keyphrase", default=None, metavar="TEXT",
                         help="with --verify: the words pocketsphinx searches for (default: the model's keyword)")
