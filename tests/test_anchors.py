@@ -78,7 +78,7 @@ def test_one_pass_scores_reproduce_decodes_at_each_threshold(sentence, monkeypat
     for threshold in thresholds:
         monkeypatch.setattr(keyphrase, "PERMISSIVE_KWS_THRESHOLD", threshold)
         strict = anchors.pocketsphinx_detections(path, "computer")
-        np.testing.assert_array_equal(strict.times, anchors.detections_at(hits, [threshold])[threshold])
+        np.testing.assert_array_equal(strict.times, keyphrase.hits_at(hits, [threshold])[threshold])
 
 
 def test_search_in_memory_matches_the_file_and_does_not_depend_on_the_file_before(sentence):
@@ -110,7 +110,7 @@ def test_pocketsphinx_hears_nothing_in_silence_or_noise(tmp_path):
     rng = np.random.default_rng(1)
     for name, audio in {"silence": pause(5.0), "noise": rng.normal(0, 0.1, 5 * SR).astype(np.float32)}.items():
         hits = anchors.pocketsphinx_detections(write(tmp_path / f"{name}.wav", audio), "computer")
-        assert len(anchors.detections_at(hits, [1e-20])[1e-20]) == 0, name
+        assert len(keyphrase.hits_at(hits, [1e-20])[1e-20]) == 0, name
 
 
 def test_pocketsphinx_words_missing_from_the_dictionary(tmp_path):

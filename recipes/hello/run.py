@@ -38,9 +38,7 @@ from speechconv.training.recipe_tools import add_stage_arguments, chosen_stages,
 
 STAGES = ("train", "evaluate", "verify", "package", "example")
 EVERYTHING = ("train", "evaluate", "package")  # verify needs pocketsphinx; example is separate
-#: Fused scores crowd near 1 at the top: the grid is dense there.
-FUSED_THRESHOLDS = np.round(np.unique(np.concatenate([np.arange(0.05, 0.95, 0.025), np.arange(0.95, 0.999, 0.0025),
-                                                      np.arange(0.999, 1.0, 0.0001)])), 5)
+
 TARGET_FA = 0.5
 
 
@@ -141,7 +139,7 @@ def stage_verify(args) -> None:
         fused[name] = dataclasses.replace(alone[name], scores=fusion.fuse(alone[name].scores, evidence))
     options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds")}
     points = kws.sweep([fused["synthetic"]], [fused["real"]], options, smoothing=(1, 2, 3, 5),
-                       thresholds=FUSED_THRESHOLDS)
+                       thresholds=kws.DENSE_THRESHOLDS)
     chosen = kws.choose(points, TARGET_FA)
     default = (spotter.detector.get("smoothing_frames", 1), spotter.detector["threshold"])
     rows = {"model alone, its threshold": kws.operating_point([alone["synthetic"]], [alone["real"]], *default, options),

@@ -22,7 +22,6 @@ import numpy as np
 import soundfile as sf
 
 from speechconv.detect.keyphrase import KeyphraseHits, KeyphraseSearch
-from speechconv.detect.keyphrase import hits_at as detections_at  # noqa: F401  (the tests' and callers' name)
 
 SAMPLE_RATE = 16000
 

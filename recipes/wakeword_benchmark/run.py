@@ -352,7 +352,7 @@ def evaluate_curves(name: str, keyword: str, keyword_stream, negative_stream, ou
 
     streams = [keyword_stream, negative_stream]
     points = kws.sweep([keyword_stream], streams, smoothing=smoothing,
-                       thresholds=THRESHOLDS if thresholds is None else thresholds)
+                       thresholds=kws.DENSE_THRESHOLDS if thresholds is None else thresholds)
     best = {f"{t:g}": kws.frr_at(points, t) for t in FA_TARGETS}
     result = {"detector": name, "keyword": keyword, "hours": points[0].hours,
               "keywords": points[0].keywords, **{f"frr_at_{t}": (p.frr if p else None) for t, p in best.items()},
@@ -369,10 +369,6 @@ def evaluate_curves(name: str, keyword: str, keyword_stream, negative_stream, ou
         + ", ".join(f"{who} x{said.count(who)}" for who in dict.fromkeys(said)))
     return result
 
-
-#: Dense near 1: trained detectors put real keywords and hard negatives close to the top.
-THRESHOLDS = np.round(np.unique(np.concatenate([np.arange(0.01, 0.95, 0.01), np.arange(0.95, 0.999, 0.0025),
-                                                np.arange(0.999, 1.0, 0.0001)])), 5)
 
 
 def stage_evaluate(args) -> None:
@@ -409,7 +405,7 @@ def stage_ensembles(args) -> None:
             frr: dict[str, list[float]] = {f"{t:g}": [] for t in FA_TARGETS}
             for subset in itertools.combinations(curves, size):
                 streams = [kws.mean_curve([c[0] for c in subset]), kws.mean_curve([c[1] for c in subset])]
-                points = kws.sweep(streams[:1], streams, smoothing=(1, 3, 5), thresholds=THRESHOLDS)
+                points = kws.sweep(streams[:1], streams, smoothing=(1, 3, 5), thresholds=kws.DENSE_THRESHOLDS)
                 for t in FA_TARGETS:
                     point = kws.frr_at(points, t)
                     frr[f"{t:g}"].append(1.0 if point is None else point.frr)
@@ -468,7 +464,7 @@ def stage_durations(args) -> None:
             keyword_stream = dataclasses.replace(keyword_stream, keywords=[
                 dataclasses.replace(span, group=group) for span, group in zip(keyword_stream.keywords, groups)])
             streams = [keyword_stream, negative_stream]
-            point = kws.frr_at(kws.sweep(streams[:1], streams, smoothing=(1, 3, 5), thresholds=THRESHOLDS),
+            point = kws.frr_at(kws.sweep(streams[:1], streams, smoothing=(1, 3, 5), thresholds=kws.DENSE_THRESHOLDS),
                                FA_TARGETS[-1])
             for group in thirds:
                 found, total = point.recall_by_group[group] if point else (0, 1)
@@ -632,8 +628,8 @@ def stage_fusion(args) -> None:
                 fused = [dataclasses.replace(s, scores=fusion.fuse(s.scores, e, weight))
                          for s, e in zip(streams, evidence)]
                 points = kws.sweep(fused[:1], fused, smoothing=(1, 3, 5), thresholds=_tail_thresholds(fused))
-                table[keyword][member][weight] = {
-                    f"{t:g}": (lambda p: 1.0 if p is None else p.frr)(kws.frr_at(points, t)) for t in FA_TARGETS}
+                best = {f"{t:g}": kws.frr_at(points, t) for t in FA_TARGETS}
+                table[keyword][member][weight] = {t: 1.0 if p is None else p.frr for t, p in best.items()}
             log(f"{args.variant}/{keyword} {member} fused with pocketsphinx, FRR at <= 1 FA/h by weight: " + ", ".join(
                 f"{w:g}: {100 * v['1']:.1f}%" for w, v in table[keyword][member].items()))
     seeds = [f"seed {s}" for s in args.seeds]

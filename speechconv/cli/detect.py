@@ -329,13 +329,10 @@ def _run(args: argparse.Namespace) -> int:
     threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
     verify = None
     if args.verify:
-        from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
-        from speechconv.detect.runner import Verify
+        from speechconv.detect.runner import Verify, check_verify
 
         verify = Verify(args.keyphrase or spotter.keyword.replace("_", " "), args.verify_weight)
-        if spotter.sample_rate != SAMPLE_RATE:
-            raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {spotter.sample_rate} Hz")
-        KeyphraseSearch(verify.keyphrase)  # pocketsphinx missing or a word it does not know: stop before any output
+        check_verify(spotter, verify)  # stop before any output, not at the first file
     on_terminal = sys.stderr.isatty()
     scanned = failed_files = events = 0
     audio_seconds = 0.0

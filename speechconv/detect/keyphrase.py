@@ -60,11 +60,15 @@ class KeyphraseSearch:
         if not self.keyphrase:
             raise ConfigError("keyphrase search: the keyphrase is empty")
         self.pronunciations = dict(pronunciations or {})
-        self._new_decoder()  # checks the words now, not at the first search
+        self._unused = self._new_decoder()  # checks the words now; the first search uses it
 
-    def _new_decoder(self):
+    def _fresh_decoder(self):
         """A fresh decoder per search: its running cepstral mean starts anew, so one file's result does not
         depend on the file searched before it."""
+        decoder, self._unused = self._unused, None
+        return decoder if decoder is not None else self._new_decoder()
+
+    def _new_decoder(self):
         pocketsphinx = require_pocketsphinx()
         decoder = pocketsphinx.Decoder(pocketsphinx.Config(
             lm=None, kws_threshold=PERMISSIVE_KWS_THRESHOLD, kws_delay=0, loglevel="FATAL"))
@@ -81,7 +85,7 @@ class KeyphraseSearch:
     def search_blocks(self, blocks: Iterable[tuple[int, np.ndarray]], owned_starts: Iterable[int]) -> KeyphraseHits:
         """Hits in ``(first sample, int16 samples)`` blocks; a block's hits ending before its owned start
         (the context repeated from the previous block) belong to the previous block."""
-        decoder = self._new_decoder()
+        decoder = self._fresh_decoder()
         log_base = float(decoder.config["logbase"])
         hits: list[tuple[float, float, float]] = []
         for (read_start, audio), owned_start in zip(blocks, owned_starts):

@@ -86,6 +86,13 @@ def make_detector(model, overrides: dict[str, Any] | None = None) -> Detector:
     return Detector.from_config(model.detector, model.output_period, **(overrides or {}))
 
 
+def _scored_chunks(stream, chunks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray | None, np.ndarray, np.ndarray]]:
+    """``(chunk, times, scores)`` for each chunk fed to ``stream``, then ``(None, ...)`` for its end."""
+    for chunk in itertools.chain(chunks, [None]):  # lazily: memory stays bounded
+        times, scores = stream.finish() if chunk is None else stream.feed(chunk)
+        yield chunk, times, scores
+
+
 def detect_chunks(
     model,
     chunks: Iterable[np.ndarray],
@@ -99,12 +106,9 @@ def detect_chunks(
     events: list[Event] = []
     samples = 0
     times_parts, score_parts, feature_parts = [], [], []
-    for chunk in itertools.chain(chunks, [None]):  # lazily: memory stays bounded
-        if chunk is None:  # end of stream
-            times, scores = stream.finish()
-        else:
+    for chunk, times, scores in _scored_chunks(stream, chunks):
+        if chunk is not None:
             samples += chunk.shape[-1]
-            times, scores = stream.feed(chunk)
         smoothed = detector.smooth_next(scores)
         events.extend(detector.process_smoothed(times, smoothed))
         if keep_curve:
@@ -124,6 +128,16 @@ def detect_chunks(
     return events, samples, curve
 
 
+def check_verify(model, verify: Verify):
+    """The keyphrase search of ``verify`` for ``model``; a model that is not 16 kHz, pocketsphinx missing or
+    a word it does not know raise :class:`ConfigError`."""
+    from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
+
+    if model.sample_rate != SAMPLE_RATE:
+        raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
+    return KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))
+
+
 def detect_verified(
     model,
     chunks: Iterable[np.ndarray],
@@ -134,32 +148,24 @@ def detect_verified(
     """:func:`detect_chunks` with a second opinion: the raw scores of the whole stream are fused with the
     keyphrase hits found in the same audio, then the detector (smoothing included) runs on the fused scores."""
     from speechconv.detect import fusion
-    from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
 
     model = as_model(model)
-    if model.sample_rate != SAMPLE_RATE:
-        raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
-    search = KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))
+    search = check_verify(model, verify)
     stream = model.open_stream()
-    samples = 0
     audio_parts, times_parts, score_parts, feature_parts = [], [], [], []
-    for chunk in itertools.chain(chunks, [None]):
-        if chunk is None:
-            times, scores = stream.finish()
-        else:
+    for chunk, times, scores in _scored_chunks(stream, chunks):
+        if chunk is not None:
             chunk = np.asarray(chunk, dtype=np.float32)
-            samples += chunk.shape[-1]
             audio_parts.append(chunk)
-            times, scores = stream.feed(chunk)
             if keep_curve:
                 feature_parts.append(stream.plot_features(chunk))
         times_parts.append(np.asarray(times, dtype=np.float64))
         score_parts.append(np.asarray(scores, dtype=np.float64))
+    audio = np.concatenate(audio_parts) if audio_parts else np.zeros(0, np.float32)
     times, scores = np.concatenate(times_parts), np.concatenate(score_parts)
-    hits = search.search(np.concatenate(audio_parts) if audio_parts else np.zeros(0, np.float32))
+    hits = search.search(audio)
     evidence = fusion.keyphrase_evidence(times, hits.starts, hits.times, hits.scores)
     fused = fusion.fuse(scores, evidence, fusion.DEFAULT_WEIGHT if verify.weight is None else verify.weight)
-    detector.reset()
     events = detector.detect(times, fused)
     curve = None
     if keep_curve:
@@ -169,7 +175,7 @@ def detect_verified(
             times=times,
             scores=detector.smooth(fused),
         )
-    return events, samples, curve
+    return events, len(audio), curve
 
 
 def _reason(err: OSError) -> str:
@@ -434,12 +440,6 @@ def run_detection(
     model = as_model(model)
     overrides = dict(overrides or {})
     make_detector(model, overrides)  # validate the options once, before any work
-    if verify is not None:  # a wrong sample rate, pocketsphinx missing or unknown words fail before any work
-        from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
-
-        if model.sample_rate != SAMPLE_RATE:
-            raise ConfigError(f"--verify needs a {SAMPLE_RATE} Hz model, this one takes {model.sample_rate} Hz")
-        KeyphraseSearch(verify.keyphrase, dict(verify.pronunciations))
     if workers <= 1 or len(paths) <= 1:
         for path in paths:
             yield detect_file(model, path, overrides, chunk_seconds, keep_curve, verify)

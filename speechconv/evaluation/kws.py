@@ -27,6 +27,10 @@ from speechconv.detect.detector import Detector, Event
 
 EARLY_S, LATE_S = 0.1, 0.5
 THRESHOLDS = np.round(np.concatenate([np.arange(0.05, 0.95, 0.025), np.arange(0.95, 0.9995, 0.0025)]), 4)
+#: Dense near 1, for trained detectors whose real keywords and hard negatives both score close to the top
+#: (and for fused scores, which crowd there too).
+DENSE_THRESHOLDS = np.round(np.unique(np.concatenate([np.arange(0.01, 0.95, 0.01), np.arange(0.95, 0.999, 0.0025),
+                                                      np.arange(0.999, 1.0, 0.0001)])), 5)
 SMOOTHING_FRAMES = (1, 2, 3, 5)
 
 
