@@ -58,7 +58,8 @@ def setup(tmp_path_factory):
 def test_verified_events_are_the_detector_on_the_fused_scores(setup):
     root, model = setup
     path = str(root / "sentence.wav")
-    result = detect_file(model, path, verify=Verify("computer", 0.1), keep_curve=True)
+    # gate 0: the search runs on all the audio, as one span (the file is shorter than a span)
+    result = detect_file(model, path, verify=Verify("computer", 0.1, gate=0.0), keep_curve=True)
     assert result.ok, result.error
     # the same by hand: raw scores, pocketsphinx hits on the same samples, fusion, the detector
     audio, _ = load_audio_array(path, SR)
@@ -105,4 +106,56 @@ def test_cli_verify_matches_the_library_and_refuses_unknown_words(setup, capsys,
     assert "zorblax" in captured.err and len(captured.err.strip().splitlines()) == 1
 
     assert main(["detect", path, "--model", str(root / "model"), "--verify-weight", "0.1"]) != 0
-    assert "need --verify" in capsys.readouterr().err
+    assert "--verify-weight needs --verify" in capsys.readouterr().err
+
+
+def test_listening_with_verify_gives_the_events_of_a_file(setup):
+    """Live blocks of 0.1 s through listen_stream with a GatedVerifier: the events detect --verify finds."""
+    from speechconv.cli.listen import listen_stream
+    from speechconv.detect.verify import GatedVerifier
+
+    root, model = setup
+    path = str(root / "sentence.wav")
+    gate = float(np.quantile(_raw_scores(model, path), 0.7))  # a gate most frames stay below
+    verify = Verify("computer", gate=gate)
+    curve = detect_file(model, path, verify=verify, keep_curve=True).curve
+    threshold = {"threshold": 0.9 * float(curve.scores.max())}
+    offline = detect_file(model, path, threshold, verify=verify).events
+    audio, _ = load_audio_array(path, SR)
+    verifier = GatedVerifier(KeyphraseSearch("computer"), SR, gate=gate)
+    live = []
+    listen_stream(model, [audio[i : i + SR // 10] for i in range(0, len(audio), SR // 10)],
+                  make_detector(as_model(model), threshold), live.append, verifier)
+    assert offline and [(e.peak, round(e.score, 6)) for e in live] == [(e.peak, round(e.score, 6)) for e in offline]
+    assert verifier.spans >= 1 and verifier.searched_seconds > 0
+
+
+def _raw_scores(model, path):
+    audio, _ = load_audio_array(path, SR)
+    stream = as_model(model).open_stream()
+    return np.concatenate([stream.feed(audio)[1], stream.finish()[1]])
+
+
+def test_listen_command_with_verify(setup, monkeypatch, capsys):
+    """``speechconv listen --verify`` on a fake microphone prints what ``detect --verify`` finds in the file."""
+    from speechconv.cli import listen as listen_cli
+
+    root, model = setup
+    path = str(root / "sentence.wav")
+    audio, _ = load_audio_array(path, SR)
+    monkeypatch.setattr(listen_cli, "open_input", lambda rate, block, device: [
+        audio[i : i + int(rate * block)] for i in range(0, len(audio), int(rate * block))])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    verify = Verify("computer", gate=0.2)
+    threshold = round(0.9 * float(detect_file(model, path, verify=verify, keep_curve=True).curve.scores.max()), 4)
+    args = ["--model", str(root / "model"), "--verify", "--verify-gate", "0.2"]
+    assert main(["listen", *args, "--threshold", str(threshold)]) == 0
+    out = capsys.readouterr()
+    expected = detect_file(model, path, {"threshold": threshold}, verify=verify).events
+    assert expected and out.out.splitlines() == [listen_cli.format_live(e, "computer") for e in expected]
+    assert "verified by pocketsphinx (gate 0.2)" in out.err
+
+    assert main(["listen", "--model", str(root / "model"), "--verify-gate", "0.2"]) != 0
+    assert "--verify-gate needs --verify" in capsys.readouterr().err
+    assert main(["listen", *args[:3], "--keyphrase", "hey zorblax"]) != 0
+    assert "zorblax" in capsys.readouterr().err

@@ -46,7 +46,7 @@ from speechconv.training.recipe_tools import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "ensembles", "durations", "anchors",
-          "fusion", "report")
+          "fusion", "gating", "report")
 
 
 class SynthGroup(NamedTuple):
@@ -501,6 +501,12 @@ def write_result(args, keyword: str, out: Path, result: dict, what: str) -> None
         else f"<= {t:g} FA/h not reached" for t in FA_TARGETS))
 
 
+def seed_model(args, keyword: str, seed: int) -> Path:
+    """One seed's detector: its model folder (``train_keyword`` variants) or its best checkpoint."""
+    folder = seed_dir(args, keyword, seed)
+    return folder / "model" if "train_keyword" in variants()[args.variant] else best_checkpoint(folder / "checkpoints")
+
+
 def evaluate_seed(args, keyword: str, seed: int, write: bool = True):
     """Score both streams with one seed's detector (scores are cached); write its results unless ``write``
     is false. Returns the two score curves."""
@@ -510,7 +516,7 @@ def evaluate_seed(args, keyword: str, seed: int, write: bool = True):
 
     folder = seed_dir(args, keyword, seed)
     is_model = "train_keyword" in variants()[args.variant]
-    ckpt = folder / "model" if is_model else best_checkpoint(folder / "checkpoints")
+    ckpt = seed_model(args, keyword, seed)
     spotter = load_pretrained(ckpt, fold_bn=True)
     out = folder / "eval"
     cache = out / (f"cache_model_{(ckpt / 'model.safetensors').stat().st_mtime_ns}" if is_model
@@ -682,6 +688,159 @@ def stage_fusion(args) -> None:
     _plot_fusion(args, {k: [seed_mean(k, w) for w in FUSION_WEIGHTS] for k in args.keywords}, anchor,
                  variant_dir(args) / "fusion.png")
     log(f"fusion: {out}")
+
+
+#: Gates tried by the gating stage: pocketsphinx searches only within a pad of the frames scoring at least this.
+GATES = (0.01, 0.05, 0.2)
+#: Minutes of each stream searched in full by the gating stage, to time the search without a gate.
+TIMING_MINUTES = 10.0
+
+
+def _gated_scores(wav: Path, stream, keyphrase: str, gate: float) -> tuple[np.ndarray, float, float]:
+    """``stream``'s scores fused with pocketsphinx searching only around its candidates
+    (:class:`speechconv.detect.verify.GatedVerifier`, fed the audio in 60 s blocks with the frames heard);
+    returns the fused scores, the seconds of audio searched and the CPU seconds spent."""
+    import soundfile as sf
+
+    from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
+    from speechconv.detect.verify import GatedVerifier
+
+    verifier = GatedVerifier(KeyphraseSearch(keyphrase), SAMPLE_RATE, gate=gate)
+    times, scores = stream.times, stream.scores
+    parts, first, heard = [], 0, 0
+    cpu = time.process_time()
+    with sf.SoundFile(str(wav)) as audio:
+        for block in audio.blocks(blocksize=60 * SAMPLE_RATE, dtype="float32"):
+            heard += len(block)
+            last = int(np.searchsorted(times, heard / SAMPLE_RATE, side="right"))
+            parts.append(verifier.feed(block, times[first:last], scores[first:last])[1])
+            first = last
+    parts.append(verifier.finish(times[first:], scores[first:])[1])
+    fused = np.concatenate(parts)
+    if len(fused) != len(times):
+        raise RuntimeError(f"gating: {len(fused)} fused frames for {len(times)}")
+    return fused, verifier.searched_seconds, time.process_time() - cpu
+
+
+def _search_rate(wav: Path, keyphrase: str, minutes: float = TIMING_MINUTES) -> float:
+    """CPU seconds pocketsphinx spends per hour of audio, searching the first ``minutes`` of ``wav`` in full."""
+    import soundfile as sf
+
+    from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
+
+    audio, rate = sf.read(str(wav), frames=int(minutes * 60 * SAMPLE_RATE), dtype="float32")
+    search = KeyphraseSearch(keyphrase)
+    cpu = time.process_time()
+    search.search(audio)
+    return (time.process_time() - cpu) / (len(audio) / rate / 3600)
+
+
+def _detector_rate(args, keyword: str, seed: int, wav: Path, minutes: float = TIMING_MINUTES) -> float:
+    """CPU seconds the seed's detector spends per hour of audio, scoring the first ``minutes`` of ``wav``."""
+    import soundfile as sf
+
+    from speechconv.detect.runner import as_model
+    from speechconv.pretrained import load_pretrained
+
+    spotter = load_pretrained(seed_model(args, keyword, seed), fold_bn=True)
+    audio, rate = sf.read(str(wav), frames=int(minutes * 60 * sf.info(str(wav)).samplerate), dtype="float32")
+    stream = as_model(spotter).open_stream()
+    cpu = time.process_time()
+    for start in range(0, len(audio), 120 * rate):
+        stream.feed(audio[start:start + 120 * rate])
+    stream.finish()
+    return (time.process_time() - cpu) / (len(audio) / rate / 3600)
+
+
+def stage_gating(args) -> None:
+    """Two-stage verification: pocketsphinx searches only around the frames where each seed's raw score
+    reaches a gate (GATES; :mod:`speechconv.detect.verify`), fused at the default weight. FRR against the
+    detector alone and against the search of all the audio (the anchors stage's hits), the share of the
+    audio searched and the CPU it took. Results per seed and gate are cached under ``seed<N>/gating/``."""
+    import dataclasses
+
+    from speechconv.detect import fusion
+    from speechconv.evaluation import kws
+
+    rows: dict[str, dict[str, dict]] = {}  # rows[keyword][member] = {"alone": frr, "full": frr, gate: frr, ...}
+    costs: dict[str, dict] = {}
+    for keyword in args.keywords:
+        streams_wav = _streams_of(args, keyword)
+        hits = {}
+        for wav in streams_wav:
+            path = args.work / "anchors" / keyword / f"pocketsphinx_{wav.stem}.npz"
+            if not path.is_file():
+                raise SystemExit(f"{path}: missing; run the anchors stage for {keyword} first")
+            hits[wav] = np.load(path)
+        keyphrase = protocol.keyword_text(keyword)
+        rows[keyword] = {}
+        shares: dict[float, list[float]] = {g: [] for g in GATES}
+        cpus: dict[float, list[float]] = {g: [] for g in GATES}
+        hours = 0.0
+        for seed in args.seeds:
+            streams = evaluate_seed(args, keyword, seed, write=False)
+            hours = sum(s.duration_s for s in streams) / 3600
+
+            def frr(curves, streams=streams) -> dict[str, float]:
+                fused = [dataclasses.replace(s, scores=c) for s, c in zip(streams, curves)]
+                points = kws.sweep(fused[:1], fused, smoothing=(1, 3, 5), thresholds=_tail_thresholds(fused))
+                return {f"{t:g}": 1.0 if p is None else p.frr for t in FA_TARGETS for p in [kws.frr_at(points, t)]}
+
+            full = [fusion.fuse(s.scores, fusion.keyphrase_evidence(s.times, hits[w]["starts"], hits[w]["times"],
+                                                                    hits[w]["scores"]))
+                    for s, w in zip(streams, streams_wav)]
+            row = {"alone": frr([s.scores for s in streams]), "full": frr(full)}
+            for gate in GATES:
+                cache = seed_dir(args, keyword, seed) / "gating" / f"gate{gate:g}.npz"
+                if not cache.is_file() or args.force:
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    results = [_gated_scores(w, s, keyphrase, gate) for s, w in zip(streams, streams_wav)]
+                    np.savez(cache, keyword_scores=results[0][0], negative_scores=results[1][0],
+                             searched=sum(r[1] for r in results), cpu=sum(r[2] for r in results))
+                    log(f"{args.variant}/{keyword} seed {seed} gate {gate:g}: searched "
+                        f"{sum(r[1] for r in results) / 3600:.3f} h of {hours:.2f} h in "
+                        f"{sum(r[2] for r in results):.0f} CPU s")
+                cached = np.load(cache)
+                row[gate] = frr([cached["keyword_scores"], cached["negative_scores"]])
+                shares[gate].append(float(cached["searched"]) / 3600 / hours)
+                cpus[gate].append(float(cached["cpu"]) / hours)
+            rows[keyword][f"seed {seed}"] = row
+            log(f"{args.variant}/{keyword} seed {seed}, FRR at <= 1 FA/h: alone {100 * row['alone']['1']:.1f}%, "
+                f"full search {100 * row['full']['1']:.1f}%, " + ", ".join(
+                    f"gate {g:g} {100 * row[g]['1']:.1f}%" for g in GATES))
+        costs[keyword] = {"share": {g: float(np.mean(v)) for g, v in shares.items()},
+                          "cpu": {g: float(np.mean(v)) for g, v in cpus.items()},
+                          "full": _search_rate(streams_wav[1], keyphrase),
+                          "detector": _detector_rate(args, keyword, args.seeds[0], streams_wav[1])}
+    one, half = f"{FA_TARGETS[-1]:g}", f"{FA_TARGETS[0]:g}"
+    columns = ["alone", "full", *GATES]
+    names = ["detector alone", "fused, all audio searched", *(f"fused, gate {g:g}" for g in GATES)]
+    lines = [f"`{args.variant}` (seeds {','.join(map(str, args.seeds))}) fused with pocketsphinx at weight "
+             "0.075, the search run on all the audio or only within 1 s of the frames whose raw score reaches the "
+             f"gate: FRR at <= {one} FA/h (in brackets <= {half} FA/h), the mean over the seeds.", "",
+             "| keyword | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    means = {c: [] for c in columns}
+    for keyword in args.keywords:
+        cells = []
+        for c in columns:
+            pair = tuple(float(np.mean([r[c][t] for r in rows[keyword].values()])) for t in (one, half))
+            means[c].append(pair)
+            cells.append(_pct_pair(*pair))
+        lines.append(f"| {keyword} | " + " | ".join(cells) + " |")
+    if len(args.keywords) > 1:
+        lines.append("| mean | " + " | ".join(_pct_pair(*np.mean(means[c], axis=0)) for c in columns) + " |")
+    lines += ["", "Cost: the share of the audio pocketsphinx searched, and CPU seconds per hour of audio (the detector "
+              f"and the full search timed on the first {TIMING_MINUTES:g} minutes of the negative stream):", "",
+              "| keyword | detector | full search | " + " | ".join(f"gate {g:g}" for g in GATES) + " |",
+              "|---" * (len(GATES) + 3) + "|"]
+    for keyword, c in costs.items():
+        lines.append(f"| {keyword} | {c['detector']:.0f} s | 100%, {c['full']:.0f} s | " + " | ".join(
+            f"{100 * c['share'][g]:.1f}%, {c['cpu'][g]:.0f} s" for g in GATES) + " |")
+    out = variant_dir(args) / "gating.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    log(f"gating: {out}")
 
 
 def _plot_fusion(args, frr: dict[str, list[float]], anchor: dict[str, float | None], out: Path) -> None:

@@ -11,6 +11,7 @@ import stat
 import sys
 import time
 from contextlib import ExitStack
+from typing import Any
 
 from speechconv.audio.discover import AUDIO_EXTENSIONS
 from speechconv.cli.signals import Terminated, signals_stop_the_run
@@ -118,16 +119,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=workers_arg, default=None, metavar="N",
                         help="files processed in parallel by N processes, lowered to what the CPUs and memory "
                         "hold; 'auto' or 0 chooses from the amount of audio (default: auto)")
-    parser.add_argument("--verify", action="store_true",
-                        help="second opinion: pocketsphinx searches the same audio for the keyphrase and its "
-                        "evidence is added to the model's scores; fewer misses on real voices at the same "
-                        "false alarms, about 8-25x slower on long audio (needs speechconv[verify]; see below) "
-                        "(default: off)")
-    parser.add_argument("--keyphrase", default=None, metavar="TEXT",
-                        help="with --verify: the words pocketsphinx searches for (default: the model's keyword)")
-    parser.add_argument("--verify-weight", type=float, default=None, metavar="W",
-                        help="with --verify: weight of pocketsphinx's evidence, >= 0 (default: "
-                        "speechconv.detect.fusion.DEFAULT_WEIGHT, 0.075)")
+    add_verify_options(parser)
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="print only errors on stderr: no progress bar, notes or summary line (default: off)")
     parser.add_argument("--summary", action="store_true",
@@ -146,6 +138,47 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="torch: the PyTorch model; onnx: its exported streaming step (model.onnx) on "
                         "onnxruntime, no PyTorch needed; the same events, scores within 1e-4. auto: torch when "
                         "it is installed, else onnx (default: auto)")
+
+
+def add_verify_options(parser: argparse.ArgumentParser) -> None:
+    """``--verify`` and its options, as detect and listen take them."""
+    parser.add_argument("--verify", action="store_true",
+                        help="second opinion: pocketsphinx searches the audio around the model's candidates for "
+                        "the keyphrase and its evidence is added to the model's scores; fewer misses on real "
+                        "voices at the same false alarms (needs speechconv[verify]; see 'verify' below) "
+                        "(default: off)")
+    parser.add_argument("--keyphrase", default=None, metavar="TEXT",
+                        help="with --verify: the words pocketsphinx searches for (default: the model's keyword)")
+    parser.add_argument("--verify-weight", type=float, default=None, metavar="W",
+                        help="with --verify: weight of pocketsphinx's evidence, >= 0 (default: "
+                        "speechconv.detect.fusion.DEFAULT_WEIGHT, 0.075)")
+    parser.add_argument("--verify-gate", type=float, default=None, metavar="G",
+                        help="with --verify: pocketsphinx searches within 1 s of the frames whose raw score "
+                        "reaches G, in [0, 1]; 0 searches all the audio (default: "
+                        "speechconv.detect.verify.DEFAULT_GATE, 0.05)")
+
+
+def check_verify_args(args: argparse.Namespace) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in ("keyphrase", "verify_weight", "verify_gate")
+             if getattr(args, name) is not None]
+    if given and not args.verify:
+        raise ConfigError(f"{', '.join(given)} need{'s' if len(given) == 1 else ''} --verify")
+    if args.verify_weight is not None and not (math.isfinite(args.verify_weight) and args.verify_weight >= 0):
+        raise ConfigError(f"--verify-weight must be >= 0, got {args.verify_weight}")
+    if args.verify_gate is not None and not 0.0 <= args.verify_gate <= 1.0:
+        raise ConfigError(f"--verify-gate must be in [0, 1], got {args.verify_gate}")
+
+
+def verify_from_args(args: argparse.Namespace, spotter) -> tuple[Any, Any]:
+    """The :class:`~speechconv.detect.runner.Verify` that ``--verify`` asks for and its keyphrase search, checked
+    against the model before any work (pocketsphinx installed, a 16 kHz model, words it knows); ``(None, None)``
+    without ``--verify``."""
+    if not args.verify:
+        return None, None
+    from speechconv.detect.runner import Verify, check_verify
+
+    verify = Verify(args.keyphrase or spotter.keyword.replace("_", " "), args.verify_weight, gate=args.verify_gate)
+    return verify, check_verify(spotter, verify)
 
 
 def resolve_model(name: str | None) -> str:
@@ -191,10 +224,7 @@ def share_cores(workers: int, engine: str = "torch") -> int | None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
-    if (args.keyphrase is not None or args.verify_weight is not None) and not args.verify:
-        raise ConfigError("--keyphrase and --verify-weight need --verify")
-    if args.verify_weight is not None and not (math.isfinite(args.verify_weight) and args.verify_weight >= 0):
-        raise ConfigError(f"--verify-weight must be >= 0, got {args.verify_weight}")
+    check_verify_args(args)
     if not (math.isfinite(args.chunk_seconds) and MIN_CHUNK_SECONDS <= args.chunk_seconds <= MAX_CHUNK_SECONDS):
         raise ConfigError(f"--chunk-seconds must be between {MIN_CHUNK_SECONDS:g} and {MAX_CHUNK_SECONDS:g} "
                           f"seconds, got {args.chunk_seconds:g}")
@@ -327,12 +357,7 @@ def _run(args: argparse.Namespace) -> int:
     name = resolve_model(args.model)
     spotter = load_model(name, engine, threads)
     threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
-    verify = None
-    if args.verify:
-        from speechconv.detect.runner import Verify, check_verify
-
-        verify = Verify(args.keyphrase or spotter.keyword.replace("_", " "), args.verify_weight)
-        check_verify(spotter, verify)  # stop before any output, not at the first file
+    verify, _ = verify_from_args(args, spotter)  # stop before any output, not at the first file
     on_terminal = sys.stderr.isatty()
     scanned = failed_files = events = 0
     audio_seconds = 0.0

@@ -26,11 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "listen",
         help="detect the keyword live from the microphone",
         description="Detect the keyword live from the microphone (needs: pip install speechconv[listen]). "
-        "Prints one line per detection: stream time of the peak, keyword, score. Ctrl-C stops.",
+        "Prints one line per detection: stream time of the peak, keyword, score. Ctrl-C stops. "
+        "With --verify (see speechconv detect --help), pocketsphinx searches the last seconds of audio "
+        "whenever the model's score passes the gate, and detections come about 1 s later than without it.",
     )
-    from speechconv.cli.detect import add_model_options
+    from speechconv.cli.detect import add_model_options, add_verify_options
 
     add_model_options(parser)
+    add_verify_options(parser)
     parser.add_argument("--device", default=None, help="input device name or index (default: the system's)")
     parser.add_argument("--block-seconds", type=float, default=0.1, metavar="S",
                         help="audio block length; detections lag by about this much (default: 0.1)")
@@ -81,10 +84,12 @@ def _recorded(stream, blocks: queue.Queue) -> Iterator[np.ndarray]:
 open_input: Callable[..., Iterable[Sequence[float]]] = microphone_blocks
 
 
-def listen_stream(model, blocks: Iterable, detector, on_event: Callable) -> int:
+def listen_stream(model, blocks: Iterable, detector, on_event: Callable, verifier=None) -> int:
     """Feed ``blocks`` (1-D arrays or tensors) through one stream of ``model`` (either engine, or a
     :class:`KeywordSpotter`) and the detector, calling ``on_event(event)`` as each detection becomes final
-    (and for the last one when the stream ends or is interrupted). Returns the number of detections."""
+    (and for the last one when the stream ends or is interrupted). With ``verifier`` (a
+    :class:`~speechconv.detect.verify.GatedVerifier`), the detector sees the fused scores as each candidate
+    span is searched. Returns the number of detections."""
     from speechconv.detect.runner import as_model
 
     stream = as_model(model).open_stream()
@@ -92,11 +97,16 @@ def listen_stream(model, blocks: Iterable, detector, on_event: Callable) -> int:
     count = 0
     try:
         for block in blocks:
-            times, scores = stream.feed(np.asarray(block, dtype=np.float32).reshape(-1))
+            block = np.asarray(block, dtype=np.float32).reshape(-1)
+            times, scores = stream.feed(block)
+            if verifier is not None:
+                times, scores = verifier.feed(block, times, scores)
             for event in detector.process(times, scores):
                 on_event(event)
                 count += 1
         times, scores = stream.finish()
+        if verifier is not None:
+            times, scores = verifier.finish(times, scores)
         for event in detector.process(times, scores):
             on_event(event)
             count += 1
@@ -112,12 +122,18 @@ def format_live(event, keyword: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from speechconv.cli.detect import resolve_model, use_one_thread_unless_configured
+    from speechconv.cli.detect import (
+        check_verify_args,
+        resolve_model,
+        use_one_thread_unless_configured,
+        verify_from_args,
+    )
     from speechconv.detect import make_detector
     from speechconv.runtime import load_model, resolve_engine
 
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {args.threshold}")
+    check_verify_args(args)
     if not args.block_seconds > 0:
         raise ConfigError(f"--block-seconds must be > 0, got {args.block_seconds}")
     if open_input is microphone_blocks:
@@ -126,15 +142,23 @@ def run(args: argparse.Namespace) -> int:
     threads = use_one_thread_unless_configured(engine)
     spotter = load_model(resolve_model(args.model), engine, threads)
     detector = make_detector(spotter, {"threshold": args.threshold})
+    verify, search = verify_from_args(args, spotter)
+    verifier = None
+    if verify is not None:
+        from speechconv.detect.verify import GatedVerifier
+
+        verifier = GatedVerifier(search, spotter.sample_rate, weight=verify.weight, gate=verify.gate)
     device = int(args.device) if isinstance(args.device, str) and args.device.isdigit() else args.device
     blocks = open_input(spotter.sample_rate, args.block_seconds, device)
-    print(f"listening for '{spotter.keyword}' (threshold {detector.threshold:g}); Ctrl-C stops", file=sys.stderr)
+    checked = f", verified by pocketsphinx (gate {verifier.gate:g})" if verifier is not None else ""
+    print(f"listening for '{spotter.keyword}' (threshold {detector.threshold:g}{checked}); Ctrl-C stops",
+          file=sys.stderr)
 
     def show(event) -> None:
         print(format_live(event, spotter.keyword), flush=True)
 
     try:
-        listen_stream(spotter, blocks, detector, show)
+        listen_stream(spotter, blocks, detector, show, verifier)
     except KeyboardInterrupt:
         pass
     finally:

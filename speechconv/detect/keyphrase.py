@@ -82,28 +82,19 @@ class KeyphraseSearch:
         decoder.activate_search("keyphrase")
         return decoder
 
+    def open(self) -> KeyphraseSession:
+        """A search over successive pieces of one stream (its running cepstral mean carried from piece to piece,
+        as in a live search)."""
+        return KeyphraseSession(self._fresh_decoder())
+
     def search_blocks(self, blocks: Iterable[tuple[int, np.ndarray]], owned_starts: Iterable[int]) -> KeyphraseHits:
         """Hits in ``(first sample, int16 samples)`` blocks; a block's hits ending before its owned start
         (the context repeated from the previous block) belong to the previous block."""
-        decoder = self._fresh_decoder()
-        log_base = float(decoder.config["logbase"])
+        session = self.open()
         hits: list[tuple[float, float, float]] = []
         for (read_start, audio), owned_start in zip(blocks, owned_starts):
-            decoder.start_utt()
-            # full_utt=False: streaming cepstral mean normalisation, carried across blocks, as a live search runs
-            decoder.process_raw(np.ascontiguousarray(audio, dtype=np.int16).tobytes(), False, False)
-            decoder.end_utt()
-            for seg in decoder.seg() or []:  # None when there is no hit
-                end = read_start / SAMPLE_RATE + (seg.end_frame + 1) / FRAMES_PER_SECOND  # end_frame is inclusive
-                if end * SAMPLE_RATE < owned_start:
-                    continue
-                start = read_start / SAMPLE_RATE + seg.start_frame / FRAMES_PER_SECOND
-                hits.append((start, end, _log10_threshold(seg.prob, log_base)))
-        hits = merge_overlaps(hits)
-        if not hits:
-            return KeyphraseHits(np.zeros(0), np.zeros(0), np.zeros(0))
-        starts, ends, scores = (np.array(column, dtype=np.float64) for column in zip(*hits))
-        return KeyphraseHits(times=ends, scores=scores, starts=starts)
+            hits.extend(hit for hit in session.hits(read_start, audio) if hit[1] * SAMPLE_RATE >= owned_start)
+        return as_hits(merge_overlaps(hits))
 
     def search(self, audio: np.ndarray, *, block_seconds: float = 120.0, context_seconds: float = 5.0
                ) -> KeyphraseHits:
@@ -137,6 +128,39 @@ class KeyphraseSearch:
                     yield max(0, s - context), wav.read(s + block - max(0, s - context), dtype="int16")
 
             return self.search_blocks(blocks(), owned)
+
+
+class KeyphraseSession:
+    """One decoder searching successive pieces of a stream, each as one utterance."""
+
+    def __init__(self, decoder):
+        self._decoder = decoder
+        self._log_base = float(decoder.config["logbase"])
+
+    def hits(self, first_sample: int, audio: np.ndarray) -> list[tuple[float, float, float]]:
+        """``(start, end, score)`` of the hits in ``audio`` (int16 samples, or floats in [-1, 1]) that begins
+        at sample ``first_sample`` of the stream; times in seconds from the stream's start."""
+        audio = np.asarray(audio)
+        if audio.dtype != np.int16:
+            audio = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+        decoder = self._decoder
+        decoder.start_utt()
+        # full_utt=False: streaming cepstral mean normalisation, carried across pieces, as a live search runs
+        decoder.process_raw(np.ascontiguousarray(audio).tobytes(), False, False)
+        decoder.end_utt()
+        offset = first_sample / SAMPLE_RATE
+        return [(offset + seg.start_frame / FRAMES_PER_SECOND,
+                 offset + (seg.end_frame + 1) / FRAMES_PER_SECOND,  # end_frame is inclusive
+                 _log10_threshold(seg.prob, self._log_base))
+                for seg in decoder.seg() or []]  # None when there is no hit
+
+
+def as_hits(hits: list[tuple[float, float, float]]) -> KeyphraseHits:
+    """``(start, end, score)`` tuples as :class:`KeyphraseHits`."""
+    if not hits:
+        return KeyphraseHits(np.zeros(0), np.zeros(0), np.zeros(0))
+    starts, ends, scores = (np.array(column, dtype=np.float64) for column in zip(*hits))
+    return KeyphraseHits(times=ends, scores=scores, starts=starts)
 
 
 def _owned_starts(samples: int, block_seconds: float) -> range:

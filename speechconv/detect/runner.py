@@ -44,13 +44,14 @@ DEFAULT_CHUNK_SECONDS = 120.0
 
 @dataclass(frozen=True)
 class Verify:
-    """A second opinion from a phonetic search: pocketsphinx spots ``keyphrase`` in the same audio and its
-    evidence is added to the model's scores before the detector (:mod:`speechconv.detect.fusion`).
-    The whole file is then held in memory (the search needs it after scoring)."""
+    """A second opinion from a phonetic search: pocketsphinx spots ``keyphrase`` around the frames where the
+    model's raw score reaches ``gate`` and its evidence is added to the model's scores before the detector
+    (:mod:`speechconv.detect.verify`, :mod:`speechconv.detect.fusion`). ``gate`` 0 searches all the audio."""
 
     keyphrase: str
     weight: float | None = None  # None: fusion.DEFAULT_WEIGHT
     pronunciations: tuple[tuple[str, str], ...] = ()
+    gate: float | None = None  # None: verify.DEFAULT_GATE
 
 
 @dataclass
@@ -145,37 +146,42 @@ def detect_verified(
     verify: Verify,
     keep_curve: bool = False,
 ) -> tuple[list[Event], int, Curve | None]:
-    """:func:`detect_chunks` with a second opinion: the raw scores of the whole stream are fused with the
-    keyphrase hits found in the same audio, then the detector (smoothing included) runs on the fused scores."""
-    from speechconv.detect import fusion
+    """:func:`detect_chunks` with a second opinion: the raw scores are fused with the keyphrase hits found
+    around the candidate frames (:class:`~speechconv.detect.verify.GatedVerifier`), then the detector
+    (smoothing included) runs on the fused scores. Memory stays bounded, as without it."""
+    from speechconv.detect.verify import GatedVerifier
 
     model = as_model(model)
-    search = check_verify(model, verify)
+    verifier = GatedVerifier(check_verify(model, verify), model.sample_rate, weight=verify.weight, gate=verify.gate)
     stream = model.open_stream()
-    audio_parts, times_parts, score_parts, feature_parts = [], [], [], []
+    detector.reset()
+    events: list[Event] = []
+    samples = 0
+    times_parts, score_parts, feature_parts = [], [], []
     for chunk, times, scores in _scored_chunks(stream, chunks):
-        if chunk is not None:
-            chunk = np.asarray(chunk, dtype=np.float32)
-            audio_parts.append(chunk)
+        if chunk is None:
+            times, fused = verifier.finish(times, scores)
+        else:
+            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
+            samples += len(chunk)
             if keep_curve:
                 feature_parts.append(stream.plot_features(chunk))
-        times_parts.append(np.asarray(times, dtype=np.float64))
-        score_parts.append(np.asarray(scores, dtype=np.float64))
-    audio = np.concatenate(audio_parts) if audio_parts else np.zeros(0, np.float32)
-    times, scores = np.concatenate(times_parts), np.concatenate(score_parts)
-    hits = search.search(audio)
-    evidence = fusion.keyphrase_evidence(times, hits.starts, hits.times, hits.scores)
-    fused = fusion.fuse(scores, evidence, fusion.DEFAULT_WEIGHT if verify.weight is None else verify.weight)
-    events = detector.detect(times, fused)
+            times, fused = verifier.feed(chunk, times, scores)
+        smoothed = detector.smooth_next(fused)
+        events.extend(detector.process_smoothed(times, smoothed))
+        if keep_curve:
+            times_parts.append(times)
+            score_parts.append(smoothed)
+    events.extend(detector.flush())
     curve = None
     if keep_curve:
         curve = Curve(
             features=np.concatenate(feature_parts, axis=-1) if feature_parts else np.zeros((0, 0)),
             frame_rate=stream.feature_rate,
-            times=times,
-            scores=detector.smooth(fused),
+            times=np.concatenate(times_parts) if times_parts else np.zeros(0),
+            scores=np.concatenate(score_parts) if score_parts else np.zeros(0),
         )
-    return events, len(audio), curve
+    return events, samples, curve
 
 
 def _reason(err: OSError) -> str:
