@@ -691,7 +691,7 @@ def stage_fusion(args) -> None:
 
 
 #: Gates tried by the gating stage: pocketsphinx searches only within a pad of the frames scoring at least this.
-GATES = (0.01, 0.05, 0.2)
+GATES = (0.05, 0.2, 0.5)
 #: Minutes of each stream searched in full by the gating stage, to time the search without a gate.
 TIMING_MINUTES = 10.0
 
@@ -816,7 +816,7 @@ def stage_gating(args) -> None:
     columns = ["alone", "full", *GATES]
     names = ["detector alone", "fused, all audio searched", *(f"fused, gate {g:g}" for g in GATES)]
     lines = [f"`{args.variant}` (seeds {','.join(map(str, args.seeds))}) fused with pocketsphinx at weight "
-             "0.075, the search run on all the audio or only within 1 s of the frames whose raw score reaches the "
+             "0.075, the search run on all the audio or only within 0.5 s of the frames whose raw score reaches the "
              f"gate: FRR at <= {one} FA/h (in brackets <= {half} FA/h), the mean over the seeds.", "",
              "| keyword | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     means = {c: [] for c in columns}

@@ -153,7 +153,7 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
                         help="with --verify: weight of pocketsphinx's evidence, >= 0 (default: "
                         "speechconv.detect.fusion.DEFAULT_WEIGHT, 0.075)")
     parser.add_argument("--verify-gate", type=float, default=None, metavar="G",
-                        help="with --verify: pocketsphinx searches within 1 s of the frames whose raw score "
+                        help="with --verify: pocketsphinx searches within 0.5 s of the frames whose raw score "
                         "reaches G, in [0, 1]; 0 searches all the audio (default: "
                         "speechconv.detect.verify.DEFAULT_GATE, 0.05)")
 

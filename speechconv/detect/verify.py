@@ -9,7 +9,8 @@ a log10 likelihood ratio of 39, far above what pocketsphinx reports). So, as two
 1. a frame with ``p >= gate`` is a *gate crossing*; every frame within ``pad_seconds`` of a crossing belongs
    to a *candidate span* (overlapping pads join; a span is closed at ``max_span_seconds``);
 2. when a span is complete, the search runs on its audio, from ``lead_seconds`` before it (where the
-   keyphrase starts and the search settles) to its end, and the span's frames are fused
+   keyphrase starts and the search settles; no more than ``overlap_seconds`` of audio the previous search
+   heard) to its end, and the span's frames are fused
    with its hits (:func:`speechconv.detect.fusion.keyphrase_evidence`, :func:`~speechconv.detect.fusion.fuse`);
 3. frames outside every span are fused with the evidence floor, as frames with no hit nearby are anyway.
 
@@ -31,12 +32,16 @@ from speechconv.errors import ConfigError
 #: Raw score that opens a candidate span; chosen on the real-speaker wake-word benchmark
 #: (recipes/wakeword_benchmark, stage ``gating``).
 DEFAULT_GATE = 0.05
-#: Frames this close to a gate crossing are fused with the search's evidence (more than a smoothing
-#: window and a keyphrase's match window).
-DEFAULT_PAD_SECONDS = 1.0
-#: Audio searched before a span: the keyphrase may start there, and the search's running cepstral mean
-#: adapts to the audio after a gap.
-DEFAULT_LEAD_SECONDS = 2.0
+#: Frames this close to a gate crossing are fused with the search's evidence: more than a smoothing window
+#: (farther frames score below the gate, so the floor leaves them far below any useful threshold).
+DEFAULT_PAD_SECONDS = 0.5
+#: Audio searched before a span: a keyphrase that ends near the first crossing starts there (with the pad,
+#: 1.5 s before the crossing).
+DEFAULT_LEAD_SECONDS = 1.0
+#: Audio already searched that a span's search repeats before its own (at most; ``lead_seconds`` is
+#: shortened to this after a span that ended closer than that), so that a keyphrase across the boundary
+#: is heard whole but close spans do not search the same audio again and again.
+DEFAULT_OVERLAP_SECONDS = 1.0
 #: A span is closed after this long even if the gate stays open, so memory and latency stay bounded.
 DEFAULT_MAX_SPAN_SECONDS = 30.0
 
@@ -53,14 +58,15 @@ class GatedVerifier:
 
     def __init__(self, search, sample_rate: int, *, weight: float | None = None, gate: float | None = None,
                  pad_seconds: float = DEFAULT_PAD_SECONDS, lead_seconds: float = DEFAULT_LEAD_SECONDS,
-                 max_span_seconds: float = DEFAULT_MAX_SPAN_SECONDS, floor: float = fusion.DEFAULT_FLOOR):
+                 max_span_seconds: float = DEFAULT_MAX_SPAN_SECONDS, overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+                 floor: float = fusion.DEFAULT_FLOOR):
         self.weight = fusion.DEFAULT_WEIGHT if weight is None else float(weight)
         self.gate = DEFAULT_GATE if gate is None else float(gate)
         if not (math.isfinite(self.weight) and self.weight >= 0):
             raise ConfigError(f"verify: the weight must be finite and >= 0, got {self.weight}")
         if not 0.0 <= self.gate <= 1.0:
             raise ConfigError(f"verify: the gate must be in [0, 1], got {self.gate}")
-        for name, value in (("pad", pad_seconds), ("lead", lead_seconds)):
+        for name, value in (("pad", pad_seconds), ("lead", lead_seconds), ("overlap", overlap_seconds)):
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"verify: {name}_seconds must be finite and >= 0, got {value}")
         if not (math.isfinite(max_span_seconds) and max_span_seconds > 0):
@@ -68,6 +74,7 @@ class GatedVerifier:
         self.sample_rate = int(sample_rate)
         self.pad, self.lead, self.max_span, self.floor = float(pad_seconds), float(lead_seconds), \
             float(max_span_seconds), float(floor)
+        self.overlap = float(overlap_seconds)
         self._session = search.open()
         self._audio = np.zeros(0, np.float32)  # buffered samples, the first of which is sample _audio_start
         self._audio_start = 0
@@ -75,6 +82,7 @@ class GatedVerifier:
         self._scores = np.zeros(0)
         self._last_time = -math.inf  # the newest frame fed
         self._span_start: float | None = None  # the open span's first frame time (frames before it are out)
+        self._searched_until = -math.inf  # where the last search ended, in seconds
         self.searched_seconds = 0.0
         self.spans = 0
 
@@ -147,12 +155,14 @@ class GatedVerifier:
         return min(float(last) + self.pad, limit)
 
     def _search_span(self, times: np.ndarray, end: float) -> np.ndarray:
-        """The search's evidence at the open span's frames ``times``: its audio from ``lead`` before the span
-        to its ``end`` (or the last sample)."""
-        first = max(self._audio_start, int(math.floor((self._span_start - self.lead) * self.sample_rate)))
+        """The search's evidence at the open span's frames ``times``: its audio from ``lead`` before the span (or
+        ``overlap`` before the end of the last search, if that is later) to its ``end`` (or the last sample)."""
+        begin = max(self._span_start - self.lead, min(self._searched_until - self.overlap, self._span_start))
+        first = max(self._audio_start, int(math.floor(begin * self.sample_rate)))
         last = int(round(end * self.sample_rate)) if math.isfinite(end) else None
         audio = self._audio[first - self._audio_start:None if last is None else max(0, last - self._audio_start)]
         hits = self._session.hits(first, audio)
+        self._searched_until = (first + len(audio)) / self.sample_rate
         self.searched_seconds += len(audio) / self.sample_rate
         self.spans += 1
         starts, ends, scores = (np.array([h[i] for h in hits], dtype=np.float64) for i in range(3))
