@@ -172,3 +172,17 @@ def test_close_spans_search_little_audio_twice():
     for (_, previous_end), (start, _) in zip(search.searched, search.searched[1:]):
         assert start >= previous_end - verifier.overlap - 1 / SR  # at most the overlap is heard again
     assert verifier.searched_seconds < (peaks[-1] - peaks[0] + 5.0) + verifier.overlap * len(peaks)
+
+
+def test_verify_curve_fuses_a_cached_curve_with_the_search_of_its_file(tmp_path):
+    import soundfile as sf
+
+    from speechconv.detect.verify import verify_curve
+
+    times, scores = curve(seconds=100.0)
+    path = tmp_path / "stream.wav"
+    sf.write(path, np.zeros(int(round(times[-1] * SR)), np.float32), SR, subtype="PCM_16")
+    fused, verifier = verify_curve(path, times, scores, StandInSearch(HITS), block_seconds=7.0)
+    _, expected, search, _ = run(times, scores, 100.0)
+    np.testing.assert_array_equal(fused, expected)
+    assert verifier.spans == len(search.searched) and verifier.searched_seconds > 0

@@ -151,3 +151,41 @@ def test_fusion_chooses_each_keywords_weight_on_the_others(run, tmp_path, monkey
     assert "| alexa | 0.05 | 50.0% (50.0%) | 0.0% (0.0%) | 50.0% (50.0%) | 0.0% (0.0%) | 25.0% |" in table
     assert "| mean | 50.0% | 50.0% | 0.0% | 0.0% |" in table
     assert (tmp_path / "runs" / "noconf" / "fusion.png").is_file()
+
+
+def test_gating_compares_gated_searches_with_the_full_one(run, tmp_path, monkeypatch):
+    """The gating stage's table: the detector alone, fused with the full search's hits, and fused with each
+    gate's search (stood in for here: a gate that searches nothing leaves the floor everywhere)."""
+    from speechconv.detect import fusion
+
+    monkeypatch.setattr(run, "evaluate_seed", lambda args, keyword, seed, write=True: _fake_curves(seed))
+    monkeypatch.setattr(run, "GATES", (0.2, 0.5))
+    searched = {0.2: 900.0, 0.5: 360.0}
+
+    def gated(wav, stream, keyphrase, gate):
+        assert keyphrase == "alexa"
+        floor = np.full(len(stream.scores), fusion.DEFAULT_FLOOR)
+        if gate == 0.2:  # finds the hits: the same as the full search
+            starts, ends, scores = (hits[wav.stem][k] for k in ("starts", "times", "scores"))
+            return fusion.fuse(stream.scores, fusion.keyphrase_evidence(stream.times, starts, ends, scores)), \
+                searched[gate], 10.0
+        return fusion.fuse(stream.scores, floor), searched[gate], 4.0
+
+    monkeypatch.setattr(run, "_gated_scores", gated)
+    monkeypatch.setattr(run, "_search_rate", lambda wav, keyphrase: 300.0)
+    monkeypatch.setattr(run, "_detector_rate", lambda args, keyword, seed, wav: 20.0)
+    folder = tmp_path / "anchors" / "alexa"
+    folder.mkdir(parents=True)
+    ends = np.array([50.0 * i + 10.6 for i in range(10)])
+    hits = {"alexa": {"times": ends, "starts": ends - 0.6, "scores": np.full(10, 30.0)},
+            "negatives": {"times": np.zeros(0), "starts": np.zeros(0), "scores": np.zeros(0)}}
+    for stem, arrays in hits.items():
+        np.savez(folder / f"pocketsphinx_{stem}.npz", **arrays)
+    args = argparse.Namespace(work=tmp_path, variant="noconf", seeds=[0], keywords=["alexa"], force=False)
+    run.stage_gating(args)
+    table = (tmp_path / "runs" / "noconf" / "gating.md").read_text()
+    assert "| alexa | 50.0% (50.0%) | 0.0% (0.0%) | 0.0% (0.0%) | 50.0% (50.0%) |" in table
+    hours = (600.0 + 3000.0) / 3600  # both streams; each gate searched 900 or 360 s of each
+    assert f"| alexa | 20 s | 100%, 300 s | {100 * 1800 / 3600 / hours:.1f}%, {20 / hours:.0f} s | " \
+           f"{100 * 720 / 3600 / hours:.1f}%, {8 / hours:.0f} s |" in table
+    assert (tmp_path / "runs" / "noconf" / "alexa" / "seed0" / "gating" / "gate0.2.npz").is_file()

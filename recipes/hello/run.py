@@ -103,14 +103,15 @@ def stage_evaluate(args) -> None:
 
 
 def stage_verify(args) -> None:
-    """``speechconv detect --verify`` for hello: the model's scores fused with pocketsphinx's "hello" hits
-    (speechconv.detect.fusion, its default weight). The threshold for <= 0.5 FA/h on the same real speech
-    as ``evaluate``, with the held-out voices' synthetic hellos found there, next to the model alone and the
-    fused scores at the model's own threshold."""
+    """``speechconv detect --verify`` for hello: the model's scores fused with pocketsphinx's "hello" hits around
+    the frames that reach the gate (speechconv.detect.verify; its default gate and weight). The threshold for
+    <= 0.5 FA/h on the same real speech as ``evaluate``, with the held-out voices' synthetic hellos found there,
+    next to the model alone and the fused scores at the model's own threshold."""
     import dataclasses
 
     from speechconv.detect import fusion
     from speechconv.detect.keyphrase import KeyphraseSearch
+    from speechconv.detect.verify import verify_curve
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import load_stream
     from speechconv.pretrained import load_pretrained
@@ -125,18 +126,16 @@ def stage_verify(args) -> None:
     out = args.work / "eval" / "verify"
     out.mkdir(parents=True, exist_ok=True)
     cache = out / f"cache_{''.join(c if c.isalnum() else '_' for c in Path(model).name)}"
-    search = KeyphraseSearch("hello")
     alone, fused = {}, {}
     for name, wav in wavs.items():
         alone[name] = load_stream(wav, "hello", spotter=spotter, cache_dir=cache, keyword_free=name == "real")
-        hits_file = out / f"pocketsphinx_{name}.npz"
-        if not hits_file.is_file():
-            log(f"pocketsphinx 'hello' on {wav}")
-            hits = search.search_wav(wav)
-            np.savez(hits_file, times=hits.times, scores=hits.scores, starts=hits.starts)
-        hits = np.load(hits_file)
-        evidence = fusion.keyphrase_evidence(alone[name].times, hits["starts"], hits["times"], hits["scores"])
-        fused[name] = dataclasses.replace(alone[name], scores=fusion.fuse(alone[name].scores, evidence))
+        fused_file = out / f"fused_{name}.npz"  # as detect --verify: searched around the gate's candidates
+        if not fused_file.is_file():
+            log(f"pocketsphinx 'hello' around the candidates in {wav}")
+            scores, verifier = verify_curve(wav, alone[name].times, alone[name].scores, KeyphraseSearch("hello"))
+            log(f"searched {verifier.searched_seconds / 3600:.3f} h of {alone[name].duration_s / 3600:.3f} h")
+            np.savez(fused_file, scores=scores)
+        fused[name] = dataclasses.replace(alone[name], scores=np.load(fused_file)["scores"])
     options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds")}
     points = kws.sweep([fused["synthetic"]], [fused["real"]], options, smoothing=(1, 2, 3, 5),
                        thresholds=kws.DENSE_THRESHOLDS)

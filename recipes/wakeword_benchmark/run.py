@@ -698,27 +698,13 @@ TIMING_MINUTES = 10.0
 
 def _gated_scores(wav: Path, stream, keyphrase: str, gate: float) -> tuple[np.ndarray, float, float]:
     """``stream``'s scores fused with pocketsphinx searching only around its candidates
-    (:class:`speechconv.detect.verify.GatedVerifier`, fed the audio in 60 s blocks with the frames heard);
-    returns the fused scores, the seconds of audio searched and the CPU seconds spent."""
-    import soundfile as sf
+    (:func:`speechconv.detect.verify.verify_curve`); returns the fused scores, the seconds of audio searched and
+    the CPU seconds spent."""
+    from speechconv.detect.keyphrase import KeyphraseSearch
+    from speechconv.detect.verify import verify_curve
 
-    from speechconv.detect.keyphrase import SAMPLE_RATE, KeyphraseSearch
-    from speechconv.detect.verify import GatedVerifier
-
-    verifier = GatedVerifier(KeyphraseSearch(keyphrase), SAMPLE_RATE, gate=gate)
-    times, scores = stream.times, stream.scores
-    parts, first, heard = [], 0, 0
     cpu = time.process_time()
-    with sf.SoundFile(str(wav)) as audio:
-        for block in audio.blocks(blocksize=60 * SAMPLE_RATE, dtype="float32"):
-            heard += len(block)
-            last = int(np.searchsorted(times, heard / SAMPLE_RATE, side="right"))
-            parts.append(verifier.feed(block, times[first:last], scores[first:last])[1])
-            first = last
-    parts.append(verifier.finish(times[first:], scores[first:])[1])
-    fused = np.concatenate(parts)
-    if len(fused) != len(times):
-        raise RuntimeError(f"gating: {len(fused)} fused frames for {len(times)}")
+    fused, verifier = verify_curve(wav, stream.times, stream.scores, KeyphraseSearch(keyphrase), gate=gate)
     return fused, verifier.searched_seconds, time.process_time() - cpu
 
 

@@ -179,3 +179,26 @@ class GatedVerifier:
         if drop > 0:
             self._audio = self._audio[drop:]
             self._audio_start += drop
+
+
+def verify_curve(path, times, scores, search, *, block_seconds: float = 60.0, **options
+                 ) -> tuple[np.ndarray, GatedVerifier]:
+    """A score curve already computed for an audio file, fused with the gated search of that file (read in
+    blocks, each fed with the frames that have heard it); returns the fused scores, one per frame, and the
+    :class:`GatedVerifier` (how much it searched). ``options`` go to :class:`GatedVerifier`."""
+    import soundfile as sf
+
+    times = np.asarray(times, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    with sf.SoundFile(str(path)) as audio:
+        if audio.channels != 1:
+            raise ConfigError(f"{path}: need mono audio, got {audio.channels} channels")
+        verifier = GatedVerifier(search, audio.samplerate, **options)
+        parts, first, heard = [], 0, 0
+        for block in audio.blocks(blocksize=max(1, int(block_seconds * audio.samplerate)), dtype="float32"):
+            heard += len(block)
+            last = int(np.searchsorted(times, heard / audio.samplerate, side="right"))
+            parts.append(verifier.feed(block, times[first:last], scores[first:last])[1])
+            first = last
+    parts.append(verifier.finish(times[first:], scores[first:])[1])
+    return np.concatenate(parts), verifier
