@@ -65,10 +65,11 @@ verify: --verify fuses each score frame p with pocketsphinx's keyphrase hits (an
 real speech): sigmoid(logit(p) + W * evidence), where evidence is the best hit's log10 likelihood ratio
 (keyphrase against a free phone loop) within 0.1 s before to 0.5 s after the hit, and -80 where none is.
 The detector then runs on the fused scores, with the same threshold (--threshold or the model's): a hit
-with ratio 1 leaves a score as it was. On the real-speaker wake-word benchmark (recipes/wakeword_benchmark)
-it cut the misses at <= 1 false alarm per hour from 45% to 30%, each keyword's weight chosen on the
-others; the threshold for a given false-alarm rate moves, so measure it on your own negatives. Each
-file is held in memory while it is searched. pip install "speechconv[verify]" installs pocketsphinx.
+with ratio 1 leaves a score as it was. pocketsphinx only searches within 0.5 s of the frames whose raw
+score reaches --verify-gate (and 1 s before); elsewhere the evidence is -80. On the real-speaker wake-word
+benchmark (recipes/wakeword_benchmark) it cut the misses at <= 1 false alarm per hour from 45% to 30%,
+each keyword's weight chosen on the others; the threshold for a given false-alarm rate moves, so measure
+it on your own negatives. pip install "speechconv[verify]" installs pocketsphinx.
 
 signals: SIGTERM and SIGHUP (SIGINT too) stop the run and its worker processes, remove temporary files
 and keep an existing --output file; the exit status is 128 + the signal number.
@@ -145,7 +146,7 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="second opinion: pocketsphinx searches the audio around the model's candidates for "
                         "the keyphrase and its evidence is added to the model's scores; fewer misses on real "
-                        "voices at the same false alarms (needs speechconv[verify]; see 'verify' below) "
+                        "voices at the same false alarms (needs speechconv[verify]; see speechconv detect --help) "
                         "(default: off)")
     parser.add_argument("--keyphrase", default=None, metavar="TEXT",
                         help="with --verify: the words pocketsphinx searches for (default: the model's keyword)")

@@ -27,8 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="detect the keyword live from the microphone",
         description="Detect the keyword live from the microphone (needs: pip install speechconv[listen]). "
         "Prints one line per detection: stream time of the peak, keyword, score. Ctrl-C stops. "
-        "With --verify (see speechconv detect --help), pocketsphinx searches the last seconds of audio "
-        "whenever the model's score passes the gate, and detections come about 1 s later than without it.",
+        "With --verify (see speechconv detect --help), pocketsphinx searches the audio around each moment the "
+        "model's raw score reaches the gate, once 0.5 s have passed without another, so detections come about "
+        "0.5 s (plus the search) later than without it.",
     )
     from speechconv.cli.detect import add_model_options, add_verify_options
 
