@@ -156,7 +156,7 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-gate", type=float, default=None, metavar="G",
                         help="with --verify: pocketsphinx searches within 0.5 s of the frames whose raw score "
                         "reaches G, in [0, 1]; 0 searches all the audio (default: "
-                        "speechconv.detect.verify.DEFAULT_GATE, 0.05)")
+                        "speechconv.detect.verify.DEFAULT_GATE, 0.2)")
 
 
 def check_verify_args(args: argparse.Namespace) -> None:
