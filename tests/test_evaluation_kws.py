@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -248,3 +249,31 @@ def test_top_false_alarms_ranks_and_names_what_was_said(tmp_path):
     table = kws.false_alarm_table(alarms)
     assert "| 0.8500 | neg | 3000.00 | 0 | 1737 | knit two together |" in table
     assert table.count("\n") == 2 + 3
+
+
+def test_cli_verify_evaluates_the_fused_curves(tmp_path):
+    """evaluate --verify: the model's curve fused with the gated search of the same audio, as detect --verify."""
+    pytest.importorskip("pocketsphinx")
+    from speechconv.detect.keyphrase import KeyphraseSearch
+    from speechconv.detect.verify import verify_curve
+    from speechconv.evaluation.streams import load_stream
+    from speechconv.pretrained import load_pretrained
+
+    out_json = tmp_path / "r.json"
+    proc = run_cli(str(EXAMPLE), "--model", "hello", "--verify", "--verify-gate", "0.1", "--json", str(out_json),
+                   "--cache", str(tmp_path / "cache"))
+    assert proc.returncode == 0, proc.stderr
+    assert "pocketsphinx searched" in proc.stderr and "(its threshold on the fused scores)" in proc.stdout
+    result = json.loads(out_json.read_text())
+    assert result["verify"] == {"keyphrase": "hello", "weight": 0.075, "gate": 0.1}
+    spotter = load_pretrained("hello")
+    stream = load_stream(EXAMPLE, "hello", spotter=spotter, cache_dir=tmp_path / "cache")
+    fused, _ = verify_curve(EXAMPLE, stream.times, stream.scores, KeyphraseSearch("hello"), gate=0.1)
+    detector, fused_stream = spotter.detector, dataclasses.replace(stream, scores=fused)
+    options = {k: detector[k] for k in ("merge_seconds", "refractory_seconds")}
+    point = kws.operating_point([fused_stream], [fused_stream], detector.get("smoothing_frames", 1),
+                                detector["threshold"], options)
+    assert result["operating_point"] == point.as_dict()
+
+    proc = run_cli(str(EXAMPLE), "--detections", str(tmp_path / "d.csv"), "--keyword", "hello", "--verify")
+    assert proc.returncode == 1 and "--verify needs --model" in proc.stderr

@@ -16,7 +16,9 @@ explicitly, in the order of the streams. Rows whose label is the keyword are the
 
 Scores come from a model (--model: every detector setting is swept over its score curves) or from
 the output of `speechconv detect` (--detections CSV/JSONL: the sweep keeps events whose score is at
-or above each threshold).
+or above each threshold). With --model, --verify evaluates `speechconv detect --verify`: each curve is
+fused with pocketsphinx's search around its candidates (same options), and the sweep is denser near 1,
+where fused scores crowd: the way to choose a threshold for --verify on your own negatives.
 
 A keyword is found when a detection's peak lies in [start - early, end + late]; a detection whose peak
 lies in no keyword window is a false alarm. FRR (share of keywords missed) is counted over the STREAMs,
@@ -68,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
                         help="with --model: torch, or onnx (model.onnx on onnxruntime, no PyTorch needed); auto: "
                         "torch when it is installed, else onnx (default: auto)")
+    from speechconv.cli.detect import add_verify_options
+
+    add_verify_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -79,6 +84,25 @@ def _floats(text: str, what: str) -> list[float]:
     if not values or any(not math.isfinite(v) or v < 0 for v in values):
         raise ConfigError(f"{what}: expected non-negative numbers, got {text!r}")
     return values
+
+
+def _verified(args, keyword_streams, fa_streams, verify, search):
+    """The streams' score curves fused with the gated keyphrase search of their audio, as detect --verify."""
+    import dataclasses
+
+    from speechconv.detect.verify import verify_curve
+
+    def fused(stream, wav):
+        scores, verifier = verify_curve(wav, stream.times, stream.scores, search, weight=verify.weight,
+                                        gate=verify.gate)
+        print(f"{wav}: pocketsphinx searched {verifier.searched_seconds:.1f} of {stream.duration_s:.1f} s",
+              file=sys.stderr)
+        return dataclasses.replace(stream, scores=scores)
+
+    verified = [fused(s, w) for s, w in zip(keyword_streams, args.streams)]
+    if fa_streams is keyword_streams:
+        return verified, verified
+    return verified, [fused(s, w) for s, w in zip(fa_streams, args.fa_stream)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,6 +122,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--smoothing: windows must be >= 1 frame")
     if args.truth and len(args.truth) != len(args.streams):
         raise ConfigError(f"--truth: {len(args.truth)} files for {len(args.streams)} streams")
+    from speechconv.cli.detect import check_verify_args, verify_from_args
+
+    check_verify_args(args)
+    if args.verify and not args.model:
+        raise ConfigError("--verify needs --model")
     spotter = events = None
     detector_options: dict = {}
     if args.model:
@@ -126,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no keyword labelled {keyword!r} in the ground truth of the streams")
 
     thresholds = kws.THRESHOLDS
+    verify, search = verify_from_args(args, spotter) if spotter is not None else (None, None)
+    if verify is not None:
+        keyword_streams, fa_streams = _verified(args, keyword_streams, fa_streams, verify, search)
+        thresholds = kws.DENSE_THRESHOLDS
     if events is not None:  # the detections' own scores are where the curve changes
         thresholds = np.unique(np.concatenate([thresholds, [e.score for evs in events.values() for e in evs]]))
         thresholds = thresholds[thresholds >= default[1]]
@@ -134,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     at_default = kws.operating_point(keyword_streams, fa_streams, default[0], default[1], **options)
     best = {target: kws.frr_at(points, target) for target in targets}
 
-    rows = [("model's operating point" if spotter is not None else "all detections", at_default)]
+    own = "model's operating point" + (" (its threshold on the fused scores)" if verify is not None else "")
+    rows = [(own if spotter is not None else "all detections", at_default)]
     rows += [(f"best at <= {t:g} FA/h", p) for t, p in best.items()]
     hours = at_default.hours
     print(f"keyword {keyword!r}: {at_default.keywords} in {len(keyword_streams)} stream(s); "
@@ -163,9 +197,16 @@ def run(args: argparse.Namespace) -> int:
         print(kws.false_alarm_table(alarms), end="")
 
     if args.json:
+        from speechconv.detect import fusion
+        from speechconv.detect.verify import DEFAULT_GATE
+
         result = {
             "keyword": keyword,
             "source": args.model or args.detections,
+            "verify": None if verify is None else {
+                "keyphrase": verify.keyphrase,
+                "weight": fusion.DEFAULT_WEIGHT if verify.weight is None else verify.weight,
+                "gate": DEFAULT_GATE if verify.gate is None else verify.gate},
             "streams": [str(w) for w in args.streams],
             "fa_streams": [str(w) for w in args.fa_stream] or [str(w) for w in args.streams],
             "match_window_s": [args.early, args.late],
