@@ -189,3 +189,9 @@ def test_gating_compares_gated_searches_with_the_full_one(run, tmp_path, monkeyp
     assert f"| alexa | 20 s | 100%, 300 s | {100 * 1800 / 3600 / hours:.1f}%, {20 / hours:.0f} s | " \
            f"{100 * 720 / 3600 / hours:.1f}%, {8 / hours:.0f} s |" in table
     assert (tmp_path / "runs" / "noconf" / "alexa" / "seed0" / "gating" / "gate0.2.npz").is_file()
+    # the default gate's evidence, recovered from its fused scores, at each weight: 0 is the detector alone,
+    # the fusion's own weight gives the gate's column back
+    weights = table.split("by weight at gate 0.2")[1]
+    assert "| alexa | 50.0% |" in weights and "| mean | 50.0% |" in weights
+    row = next(line for line in weights.splitlines() if line.startswith("| alexa |")).split(" | ")
+    assert row[run.FUSION_WEIGHTS.index(0.075) + 1] == "0.0%"

@@ -708,6 +708,17 @@ def _gated_scores(wav: Path, stream, keyphrase: str, gate: float) -> tuple[np.nd
     return fused, verifier.searched_seconds, time.process_time() - cpu
 
 
+def _evidence(raw: np.ndarray, fused: np.ndarray, weight: float | None = None) -> np.ndarray:
+    """The evidence that fused ``raw`` into ``fused`` at ``weight`` (default: the fusion's), recovered from the
+    log-odds; float64 holds it while the fused score stays below 1 - 1e-16."""
+    from speechconv.detect import fusion
+
+    weight = fusion.DEFAULT_WEIGHT if weight is None else weight
+    p = np.clip(raw, fusion.EPS, 1.0 - fusion.EPS)
+    q = np.clip(fused, 1e-300, 1.0 - 1e-16)
+    return ((np.log(q) - np.log1p(-q)) - (np.log(p) - np.log1p(-p))) / weight
+
+
 def _search_rate(wav: Path, keyphrase: str, minutes: float = TIMING_MINUTES) -> float:
     """CPU seconds pocketsphinx spends per hour of audio, searching the first ``minutes`` of ``wav`` in full."""
     import soundfile as sf
@@ -746,10 +757,12 @@ def stage_gating(args) -> None:
     import dataclasses
 
     from speechconv.detect import fusion
+    from speechconv.detect.verify import DEFAULT_GATE
     from speechconv.evaluation import kws
 
     rows: dict[str, dict[str, dict]] = {}  # rows[keyword][member] = {"alone": frr, "full": frr, gate: frr, ...}
     costs: dict[str, dict] = {}
+    by_weight: dict[str, list[dict[float, float]]] = {k: [] for k in args.keywords}  # FRR at 1 FA/h per seed
     for keyword in args.keywords:
         streams_wav = _streams_of(args, keyword)
         hits = {}
@@ -790,6 +803,11 @@ def stage_gating(args) -> None:
                 row[gate] = frr([cached["keyword_scores"], cached["negative_scores"]])
                 shares[gate].append(float(cached["searched"]) / 3600 / hours)
                 cpus[gate].append(float(cached["cpu"]) / hours)
+                if gate == DEFAULT_GATE:  # the product's gate: its evidence at the other weights of the fusion stage
+                    evidence = [_evidence(s.scores, cached[name]) for s, name in
+                                zip(streams, ("keyword_scores", "negative_scores"))]
+                    by_weight[keyword].append({w: frr([fusion.fuse(s.scores, e, w) for s, e in zip(streams, evidence)])
+                                               ["1"] for w in FUSION_WEIGHTS})
             rows[keyword][f"seed {seed}"] = row
             log(f"{args.variant}/{keyword} seed {seed}, FRR at <= 1 FA/h: alone {100 * row['alone']['1']:.1f}%, "
                 f"full search {100 * row['full']['1']:.1f}%, " + ", ".join(
@@ -822,6 +840,21 @@ def stage_gating(args) -> None:
     for keyword, c in costs.items():
         lines.append(f"| {keyword} | {c['detector']:.0f} s | 100%, {c['full']:.0f} s | " + " | ".join(
             f"{100 * c['share'][g]:.1f}%, {c['cpu'][g]:.0f} s" for g in GATES) + " |")
+    if any(by_weight.values()):
+        def mean_frr(keywords, weight):
+            return float(np.mean([seed[weight] for k in keywords for seed in by_weight[k]]))
+
+        lines += ["", f"FRR at <= {one} FA/h by weight at gate {DEFAULT_GATE:g} (the mean over the seeds; 0 is the "
+                  "detector alone; the last column: the weight with the lowest mean over the *other* keywords):", "",
+                  "| keyword | " + " | ".join(f"{w:g}" for w in FUSION_WEIGHTS) + " | chosen on the others |",
+                  "|---" * (len(FUSION_WEIGHTS) + 2) + "|"]
+        for keyword in [*args.keywords, "mean"]:
+            names = args.keywords if keyword == "mean" else [keyword]
+            others = [k for k in args.keywords if k != keyword]
+            chosen = min(FUSION_WEIGHTS, key=lambda w: (mean_frr(others, w), w)) if keyword != "mean" and others \
+                else None
+            lines.append(f"| {keyword} | " + " | ".join(_fmt(mean_frr(names, w)) for w in FUSION_WEIGHTS)
+                         + f" | {'' if chosen is None else f'{chosen:g}'} |")
     out = variant_dir(args) / "gating.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
