@@ -99,9 +99,11 @@ def detect_chunks(
     chunks: Iterable[np.ndarray],
     detector: Detector,
     keep_curve: bool = False,
+    verifier=None,
 ) -> tuple[list[Event], int, Curve | None]:
     """Events of one stream of 1-D chunks (numpy arrays or tensors) through ``model`` (either engine, or
-    a :class:`KeywordSpotter`); returns ``(events, samples seen, curve or None)``."""
+    a :class:`KeywordSpotter`); returns ``(events, samples seen, curve or None)``. With ``verifier`` (a
+    :class:`~speechconv.detect.verify.GatedVerifier`) the detector runs on the fused scores."""
     stream = as_model(model).open_stream()
     detector.reset()
     events: list[Event] = []
@@ -110,6 +112,8 @@ def detect_chunks(
     for chunk, times, scores in _scored_chunks(stream, chunks):
         if chunk is not None:
             samples += chunk.shape[-1]
+        if verifier is not None:
+            times, scores = verifier.finish(times, scores) if chunk is None else verifier.feed(chunk, times, scores)
         smoothed = detector.smooth_next(scores)
         events.extend(detector.process_smoothed(times, smoothed))
         if keep_curve:
@@ -153,35 +157,7 @@ def detect_verified(
 
     model = as_model(model)
     verifier = GatedVerifier(check_verify(model, verify), model.sample_rate, weight=verify.weight, gate=verify.gate)
-    stream = model.open_stream()
-    detector.reset()
-    events: list[Event] = []
-    samples = 0
-    times_parts, score_parts, feature_parts = [], [], []
-    for chunk, times, scores in _scored_chunks(stream, chunks):
-        if chunk is None:
-            times, fused = verifier.finish(times, scores)
-        else:
-            chunk = np.asarray(chunk, dtype=np.float32).reshape(-1)
-            samples += len(chunk)
-            if keep_curve:
-                feature_parts.append(stream.plot_features(chunk))
-            times, fused = verifier.feed(chunk, times, scores)
-        smoothed = detector.smooth_next(fused)
-        events.extend(detector.process_smoothed(times, smoothed))
-        if keep_curve:
-            times_parts.append(times)
-            score_parts.append(smoothed)
-    events.extend(detector.flush())
-    curve = None
-    if keep_curve:
-        curve = Curve(
-            features=np.concatenate(feature_parts, axis=-1) if feature_parts else np.zeros((0, 0)),
-            frame_rate=stream.feature_rate,
-            times=np.concatenate(times_parts) if times_parts else np.zeros(0),
-            scores=np.concatenate(score_parts) if score_parts else np.zeros(0),
-        )
-    return events, samples, curve
+    return detect_chunks(model, chunks, detector, keep_curve, verifier)
 
 
 def _reason(err: OSError) -> str:
