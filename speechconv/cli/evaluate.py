@@ -127,13 +127,14 @@ def run(args: argparse.Namespace) -> int:
     check_verify_args(args)
     if args.verify and not args.model:
         raise ConfigError("--verify needs --model")
-    spotter = events = None
+    spotter = events = verify = search = None
     detector_options: dict = {}
     if args.model:
         from speechconv.cli.detect import resolve_model
         from speechconv.runtime import load_model
 
         spotter = load_model(resolve_model(args.model), args.engine)  # either engine; BN folded for inference
+        verify, search = verify_from_args(args, spotter)  # before any scoring: a word pocketsphinx lacks stops here
         keyword = args.keyword or spotter.keyword
         detector_options = {k: spotter.detector[k] for k in ("merge_seconds", "refractory_seconds")
                             if k in spotter.detector}
@@ -155,7 +156,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no keyword labelled {keyword!r} in the ground truth of the streams")
 
     thresholds = kws.THRESHOLDS
-    verify, search = verify_from_args(args, spotter) if spotter is not None else (None, None)
     if verify is not None:
         keyword_streams, fa_streams = _verified(args, keyword_streams, fa_streams, verify, search)
         thresholds = kws.DENSE_THRESHOLDS

@@ -102,8 +102,6 @@ class KeyphraseSearch:
         audio = np.asarray(audio)
         if audio.ndim != 1:
             raise ConfigError(f"keyphrase search: need mono audio, got shape {audio.shape}")
-        if audio.dtype != np.int16:
-            audio = np.round(np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
         owned = list(_owned_starts(len(audio), block_seconds))
         context = int(round(context_seconds * SAMPLE_RATE))
         block = int(round(block_seconds * SAMPLE_RATE))

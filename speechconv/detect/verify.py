@@ -74,9 +74,8 @@ class GatedVerifier:
         if not (math.isfinite(max_span_seconds) and max_span_seconds > 0):
             raise ConfigError(f"verify: max_span_seconds must be > 0, got {max_span_seconds}")
         self.sample_rate = int(sample_rate)
-        self.pad, self.lead, self.max_span, self.floor = float(pad_seconds), float(lead_seconds), \
-            float(max_span_seconds), float(floor)
-        self.overlap = float(overlap_seconds)
+        self.pad, self.lead, self.overlap = float(pad_seconds), float(lead_seconds), float(overlap_seconds)
+        self.max_span, self.floor = float(max_span_seconds), float(floor)
         self._session = search.open()
         self._audio = np.zeros(0, np.float32)  # buffered samples, the first of which is sample _audio_start
         self._audio_start = 0
