@@ -46,7 +46,7 @@ from speechconv.training.recipe_tools import (
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 STAGES = ("streams", "synth", "convert", "prepare", "mine", "train", "evaluate", "ensembles", "durations", "anchors",
-          "fusion", "gating", "report")
+          "fusion", "gating", "whisper", "report")
 
 
 class SynthGroup(NamedTuple):
@@ -860,6 +860,184 @@ def stage_gating(args) -> None:
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     log(f"gating: {out}")
+
+
+#: Augmented passes over a variant's training clips that the whisper stage encodes (the head trains on all).
+WHISPER_PASSES = 3
+WHISPER_HEAD_EPOCHS = 8
+
+
+def _save_atomic(path: Path, write) -> None:
+    """Write through a temporary file beside ``path`` and rename, so an interrupted stage leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial" + path.suffix)
+    try:
+        write(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _whisper_stream_frames(args, encoder, wav: Path) -> np.ndarray:
+    """A stream's whisper encoder frames (cached under ``whisper/streams/``; the same for every variant)."""
+    from speechconv.audio import load_audio
+    from speechconv.frontends import whisper
+
+    path = args.work / "whisper" / "streams" / f"{wav.stem}.npy"
+    if not path.is_file() or args.force:
+        audio, _ = load_audio(wav, whisper.SAMPLE_RATE)
+        start = time.perf_counter()
+        _, frames = whisper.stream_frames(encoder(), audio.float())
+        _save_atomic(path, lambda tmp: np.save(tmp, frames.astype(np.float16)))
+        log(f"whisper: encoded {wav.name} ({len(audio) / whisper.SAMPLE_RATE / 3600:.2f} h) "
+            f"in {time.perf_counter() - start:.0f} s")
+    return np.load(path)
+
+
+def _whisper_training_frames(args, keyword: str, encoder) -> tuple:
+    """The variant's training clips (seed 0's augmentation draws), WHISPER_PASSES passes, encoded."""
+    import torch
+
+    from speechconv.training.datamodules import AudioManifestDataModule
+    from speechconv.training.whisper_head import embed_clips
+
+    folder = variant_dir(args, keyword) / "whisper" / "features"
+    data = dict(training_config(args, keyword, 0)["data"]["init_args"])
+    data.update(num_workers=0, batch_size=20)
+    dataset = AudioManifestDataModule(**data)._dataset("train")
+    xs, ys = [], []
+    for epoch in range(WHISPER_PASSES):
+        path = folder / f"epoch{epoch}.npz"
+        if not path.is_file() or args.force:
+            start = time.perf_counter()
+            arrays = embed_clips(encoder(), dataset, epoch, workers=args.workers)
+            _save_atomic(path, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
+            log(f"whisper/{keyword}: encoded pass {epoch} ({len(arrays['y'])} clips) in "
+                f"{time.perf_counter() - start:.0f} s")
+        arrays = np.load(path)
+        xs.append(arrays["x"])
+        ys.append(arrays["y"])
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def _whisper_cost(args, encoder, head, minutes: float = TIMING_MINUTES) -> float:
+    """CPU seconds per hour of audio of the encoder and the head, on the first minutes of the negative stream."""
+    import torch
+
+    from speechconv.audio import load_audio
+    from speechconv.frontends import whisper
+
+    audio, _ = load_audio(args.work / "streams" / "negatives.wav", whisper.SAMPLE_RATE)
+    audio = audio[: int(minutes * 60 * whisper.SAMPLE_RATE)].float()
+    start = time.process_time()
+    _, frames = whisper.stream_frames(encoder(), audio)
+    head.score_frames(torch.from_numpy(frames))
+    return (time.process_time() - start) / (len(audio) / whisper.SAMPLE_RATE / 3600)
+
+
+def stage_whisper(args) -> None:
+    """A keyword head on Whisper's encoder (tiny.en; :mod:`speechconv.frontends.whisper`), a representation
+    learned on real speech: the variant's training clips and augmentation (TTS positives only, as always),
+    WHISPER_PASSES augmented passes encoded once, one head per seed of ``--seeds`` trained on the frames
+    (:mod:`speechconv.training.whisper_head`), both streams scored. Needs ``pip install "speechconv[whisper]"``."""
+    import torch
+
+    from speechconv.evaluation import kws
+    from speechconv.evaluation.streams import read_keyword_spans, stream_duration
+    from speechconv.frontends import whisper
+    from speechconv.training.whisper_head import train_head
+
+    cache: dict = {}
+
+    def encoder():
+        if "encoder" not in cache:
+            cache["encoder"] = whisper.WhisperEncoder(threads=2)
+        return cache["encoder"]
+
+    rows: dict[str, dict] = {}
+    cost = None
+    for keyword in args.keywords:
+        folder = variant_dir(args, keyword) / "whisper"
+        kw_wav, neg_wav = _streams_of(args, keyword)
+        stream_frames = {wav: _whisper_stream_frames(args, encoder, wav) for wav in (kw_wav, neg_wav)}
+        frames = labels = None
+        rows[keyword] = {"seeds": {}}
+        for seed in args.seeds:
+            out = folder / f"seed{seed}"
+            head_path = out / "head.pt"
+            if not head_path.is_file() or args.force:
+                if frames is None:
+                    frames, labels = _whisper_training_frames(args, keyword, encoder)
+                start = time.perf_counter()
+                head = train_head(frames, labels, epochs=WHISPER_HEAD_EPOCHS, seed=seed, log=log)
+                _save_atomic(head_path, lambda tmp, head=head: torch.save(
+                    {"config": head.config, "state_dict": head.state_dict()}, tmp))
+                log(f"whisper/{keyword} seed {seed}: head trained in {time.perf_counter() - start:.0f} s")
+            from speechconv.models.whisper_head import WhisperKeywordHead
+
+            saved = torch.load(head_path, weights_only=True)
+            head = WhisperKeywordHead(**saved["config"])
+            head.load_state_dict(saved["state_dict"])
+            head.eval()
+            streams = []
+            for wav, free in ((kw_wav, False), (neg_wav, True)):
+                spans = [] if free else read_keyword_spans(wav.with_suffix(".csv"), keyword, group_by="label")
+                scores = head.score_frames(torch.from_numpy(stream_frames[wav])).numpy()
+                times = (np.arange(len(scores)) + 0.5) * whisper.FRAME_SECONDS
+                streams.append(kws.StreamScores(wav.stem, stream_duration(wav), spans, times=times, scores=scores))
+            result = evaluate_curves("whisper head", keyword, streams[0], streams[1], out, (1, 3, 5))
+            result.update(variant=args.variant, seed=seed, representation="whisper tiny.en encoder")
+            write_result(args, keyword, out, result, f"whisper head, seed {seed}")
+            rows[keyword]["seeds"][seed] = result
+            if cost is None:
+                cost = _whisper_cost(args, encoder, head)
+        alone = []
+        for seed in args.seeds:
+            path = seed_dir(args, keyword, seed) / "eval" / "results.json"
+            if path.is_file():
+                alone.append(json.loads(path.read_text()))
+        rows[keyword]["alone"] = alone
+        anchors = {}
+        for name in ("pocketsphinx", "openwakeword"):
+            path = args.work / "anchors" / keyword / f"{name}.json"
+            if path.is_file():
+                anchors[name] = json.loads(path.read_text())
+        rows[keyword]["anchors"] = anchors
+    table = _whisper_table(args, rows, cost)
+    (args.work / "runs" / args.variant / "whisper.md").write_text(table)
+    print(table)
+
+
+def _whisper_table(args, rows: dict, cost: float | None) -> str:
+    def mean(results: list[dict], target: float) -> float | None:
+        values = [_frr(r, target) for r in results]
+        return None if not values or None in values else float(np.mean(values))
+
+    def cell(results: list[dict]) -> str:
+        at_one, at_half = mean(results, 1.0), mean(results, 0.5)
+        return "-" if at_one is None else _pct_pair(at_one, at_half)
+
+    seeds = ",".join(map(str, args.seeds))
+    lines = [f"Whisper tiny.en encoder + keyword head, trained on the `{args.variant}` clips (TTS positives only); "
+             f"FRR at <= 1 FA/h (<= 0.5 FA/h), mean of seeds {seeds}",
+             "", "| keyword | whisper head | per seed (<= 1 FA/h) | detector alone | pocketsphinx | openWakeWord |",
+             "|---|---|---|---|---|---|"]
+    means: dict[str, list] = {"head": [], "alone": []}
+    for keyword, row in rows.items():
+        heads = list(row["seeds"].values())
+        per_seed = ", ".join(_fmt(_frr(r, 1.0)) for r in heads)
+        anchors = [_fmt(_frr(row["anchors"][n], 1.0)) if n in row["anchors"] else "-"
+                   for n in ("pocketsphinx", "openwakeword")]
+        lines.append(f"| {keyword} | {cell(heads)} | {per_seed} | {cell(row['alone'])} | {anchors[0]} | {anchors[1]} |")
+        means["head"].append(mean(heads, 1.0))
+        means["alone"].append(mean(row["alone"], 1.0) if row["alone"] else None)
+    if len(rows) > 1:
+        lines.append(f"| mean | {_fmt(np.mean(means['head']))} | | "
+                     f"{_fmt(np.mean(means['alone'])) if None not in means['alone'] else '-'} | | |")
+    if cost is not None:
+        lines += ["", f"Cost: the encoder and the head take {cost:.0f} CPU s per hour of audio (2 threads; the first "
+                      f"{TIMING_MINUTES:g} minutes of the negative stream, in 30 s windows that overlap by 2 s)."]
+    return "\n".join(lines) + "\n"
 
 
 def _plot_fusion(args, frr: dict[str, list[float]], anchor: dict[str, float | None], out: Path) -> None:
