@@ -195,3 +195,49 @@ def test_gating_compares_gated_searches_with_the_full_one(run, tmp_path, monkeyp
     assert "| alexa | 50.0% |" in weights and "| mean | 50.0% |" in weights
     row = next(line for line in weights.splitlines() if line.startswith("| alexa |")).split(" | ")
     assert row[run.FUSION_WEIGHTS.index(0.075) + 1] == "0.0%"
+
+
+def test_whisper_stage_trains_a_head_and_tables_it_beside_the_detector(run, tmp_path, monkeypatch):
+    """The whisper stage with stand-in frames: a marker channel where a keyword is (training positives and
+    the keyword stream's keywords), none in the negative stream; the head it trains finds every keyword."""
+    import torch
+
+    from speechconv.evaluation import streams as stream_module
+    from speechconv.evaluation.kws import KeywordSpan
+    from speechconv.training import whisper_head as head_module
+
+    generator = torch.Generator().manual_seed(0)
+    clips = torch.randn(256, 12, 4, generator=generator)
+    labels = torch.arange(256) % 2
+    clips[labels == 1, 6, 0] += 8.0
+    spans = [KeywordSpan(50.0 * i + 10, 50.0 * i + 10.6, "alexa") for i in range(10)]
+
+    def stream(wav):
+        frames = np.random.default_rng(1).standard_normal((30000 if wav.stem == "alexa" else 150000, 4))
+        if wav.stem == "alexa":
+            for span in spans:
+                frames[int(span.start / 0.02): int(span.end / 0.02), 0] += 8.0
+        return frames.astype(np.float32)
+
+    monkeypatch.setattr(run, "_whisper_training_frames", lambda args, keyword, encoder: (clips, labels))
+    monkeypatch.setattr(run, "_whisper_stream_frames", lambda args, encoder, wav: stream(wav))
+    monkeypatch.setattr(run, "_whisper_cost", lambda args, encoder, head: 123.0)
+    monkeypatch.setattr(stream_module, "stream_duration", lambda wav: 600.0 if wav.stem == "alexa" else 3000.0)
+    monkeypatch.setattr(stream_module, "read_keyword_spans", lambda csv, keyword, group_by=None: spans)
+    train = head_module.train_head
+    monkeypatch.setattr(head_module, "train_head", lambda *a, **k: train(*a, **{**k, "lr": 1e-2, "batch_size": 64}))
+    seed0 = tmp_path / "runs" / "noconf" / "alexa" / "seed0" / "eval"
+    seed0.mkdir(parents=True)
+    (seed0 / "results.json").write_text(json.dumps({"frr_at_1": 0.5, "frr_at_0.5": 0.5}))
+    anchors = tmp_path / "anchors" / "alexa"
+    anchors.mkdir(parents=True)
+    (anchors / "pocketsphinx.json").write_text(json.dumps({"frr_at_1": 0.6, "frr_at_0.5": 0.7}))
+    args = argparse.Namespace(work=tmp_path, variant="noconf", seeds=[0], keywords=["alexa"], force=False, workers=0)
+    run.stage_whisper(args)
+    table = (tmp_path / "runs" / "noconf" / "whisper.md").read_text()
+    assert "| alexa | 0.0% (0.0%) | 0.0% | 50.0% (50.0%) | 60.0% | - |" in table
+    assert "123 CPU s per hour" in table
+    folder = tmp_path / "runs" / "noconf" / "alexa" / "whisper" / "seed0"
+    saved = torch.load(folder / "head.pt", weights_only=True)
+    assert saved["config"]["dim"] == 4
+    assert json.loads((folder / "results.json").read_text())["frr_at_1"] == 0.0

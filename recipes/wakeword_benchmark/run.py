@@ -984,7 +984,9 @@ def stage_whisper(args) -> None:
                 spans = [] if free else read_keyword_spans(wav.with_suffix(".csv"), keyword, group_by="label")
                 scores = head.score_frames(torch.from_numpy(stream_frames[wav])).numpy()
                 times = (np.arange(len(scores)) + 0.5) * whisper.FRAME_SECONDS
-                streams.append(kws.StreamScores(wav.stem, stream_duration(wav), spans, times=times, scores=scores))
+                truth = wav.with_suffix(".csv")
+                streams.append(kws.StreamScores(wav.stem, stream_duration(wav), spans, times=times, scores=scores,
+                                                truth_csv=str(truth) if truth.is_file() else None))
             result = evaluate_curves("whisper head", keyword, streams[0], streams[1], out, (1, 3, 5))
             result.update(variant=args.variant, seed=seed, representation="whisper tiny.en encoder")
             write_result(args, keyword, out, result, f"whisper head, seed {seed}")
