@@ -13,6 +13,7 @@ the splits are in ``protocol.py``; the README holds the tables this script print
     python recipes/wakeword_benchmark/run.py train evaluate --work exp/wwb --variant pcen --seeds 0,1,2
     python recipes/wakeword_benchmark/run.py anchors  --work exp/wwb            # pocketsphinx, openWakeWord
     python recipes/wakeword_benchmark/run.py fusion   --work exp/wwb --variant noconf --seeds 0,1,2,3
+    python recipes/wakeword_benchmark/run.py whisper  --work exp/wwb --variant noconf --seeds 0,1  # head on whisper
     python recipes/wakeword_benchmark/run.py report   --work exp/wwb            # tables of every variant
     python recipes/wakeword_benchmark/run.py all      --work exp/wwb --variant voices
 
@@ -987,7 +988,7 @@ def stage_whisper(args) -> None:
                 truth = wav.with_suffix(".csv")
                 streams.append(kws.StreamScores(wav.stem, stream_duration(wav), spans, times=times, scores=scores,
                                                 truth_csv=str(truth) if truth.is_file() else None))
-            result = evaluate_curves("whisper head", keyword, streams[0], streams[1], out, (1, 3, 5))
+            result = evaluate_curves("whisper_head", keyword, streams[0], streams[1], out, (1, 3, 5))
             result.update(variant=args.variant, seed=seed, representation="whisper tiny.en encoder")
             write_result(args, keyword, out, result, f"whisper head, seed {seed}")
             rows[keyword]["seeds"][seed] = result

@@ -1,9 +1,9 @@
 """Whisper's encoder as a speech representation learned on real speech, for keyword heads.
 
 Whisper (Radford et al. 2022; weights MIT) was trained on 680,000 hours of real, transcribed speech. Its
-encoder turns 30 s of audio into 1,500 frames (one per 20 ms) that describe what was said, by whom it
-was said matters much less than in a spectrogram. A small head trained on synthetic keywords over these
-frames hears real speakers (recipes/wakeword_benchmark, stage ``whisper``).
+encoder turns 30 s of audio into 1,500 frames (one per 20 ms) that describe what was said; who said it,
+and through which microphone, matters much less than in a spectrogram. A small head trained on synthetic
+keywords over these frames hears real speakers (recipes/wakeword_benchmark, stage ``whisper``).
 
 * :func:`whisper_log_mel` is Whisper's own front-end (80 Slaney mels of 25 ms / 10 ms at 16 kHz, log10,
   floored 8 decades below the window's peak, scaled by ``(x + 4) / 4``).

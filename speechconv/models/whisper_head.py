@@ -61,5 +61,5 @@ class WhisperKeywordHead(nn.Module):
 
 
 def whisper_keyword_head(dim: int = 384, **options) -> WhisperKeywordHead:
-    """The head of the benchmark's ``whisper`` stage (for whisper tiny.en: 384-dim frames; 67k parameters)."""
+    """The head of the benchmark's ``whisper`` stage (for whisper tiny.en: 384-dim frames; 197k parameters)."""
     return WhisperKeywordHead(dim=dim, **options)
