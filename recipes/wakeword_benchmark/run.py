@@ -963,6 +963,7 @@ def stage_whisper(args) -> None:
         stream_frames = {wav: _whisper_stream_frames(args, encoder, wav) for wav in (kw_wav, neg_wav)}
         frames = labels = None
         rows[keyword] = {"seeds": {}}
+        curves = []
         for seed in args.seeds:
             out = folder / f"seed{seed}"
             head_path = out / "head.pt"
@@ -992,8 +993,18 @@ def stage_whisper(args) -> None:
             result.update(variant=args.variant, seed=seed, representation="whisper tiny.en encoder")
             write_result(args, keyword, out, result, f"whisper head, seed {seed}")
             rows[keyword]["seeds"][seed] = result
+            curves.append(streams)
             if cost is None:
                 cost = _whisper_cost(args, encoder, head)
+        if len(curves) > 1:  # the heads' ensemble: the mean of their score curves
+            out = folder / "ensemble"
+            out.mkdir(parents=True, exist_ok=True)
+            mean = [kws.mean_curve([c[i] for c in curves]) for i in range(2)]
+            result = evaluate_curves("whisper_head_ensemble", keyword, mean[0], mean[1], out, (1, 3, 5))
+            result.update(variant=args.variant, seeds=list(args.seeds), representation="whisper tiny.en encoder")
+            seeds = ",".join(map(str, args.seeds))
+            write_result(args, keyword, out, result, f"whisper heads' ensemble of seeds {seeds}")
+            rows[keyword]["ensemble"] = result
         alone = []
         for seed in args.seeds:
             path = seed_dir(args, keyword, seed) / "eval" / "results.json"
@@ -1023,20 +1034,27 @@ def _whisper_table(args, rows: dict, cost: float | None) -> str:
     seeds = ",".join(map(str, args.seeds))
     lines = [f"Whisper tiny.en encoder + keyword head, trained on the `{args.variant}` clips (TTS positives only); "
              f"FRR at <= 1 FA/h (<= 0.5 FA/h), mean of seeds {seeds}",
-             "", "| keyword | whisper head | per seed (<= 1 FA/h) | detector alone | pocketsphinx | openWakeWord |",
-             "|---|---|---|---|---|---|"]
-    means: dict[str, list] = {"head": [], "alone": []}
+             "", "| keyword | whisper head | per seed (<= 1 FA/h) | heads' ensemble | detector alone | pocketsphinx "
+                 "| openWakeWord |",
+             "|---|---|---|---|---|---|---|"]
+    means: dict[str, list] = {"head": [], "alone": [], "ensemble": []}
     for keyword, row in rows.items():
         heads = list(row["seeds"].values())
         per_seed = ", ".join(_fmt(_frr(r, 1.0)) for r in heads)
         anchors = [_fmt(_frr(row["anchors"][n], 1.0)) if n in row["anchors"] else "-"
                    for n in ("pocketsphinx", "openwakeword")]
-        lines.append(f"| {keyword} | {cell(heads)} | {per_seed} | {cell(row['alone'])} | {anchors[0]} | {anchors[1]} |")
+        ensemble = [row["ensemble"]] if "ensemble" in row else []
+        lines.append(f"| {keyword} | {cell(heads)} | {per_seed} | {cell(ensemble)} | {cell(row['alone'])} "
+                     f"| {anchors[0]} | {anchors[1]} |")
         means["head"].append(mean(heads, 1.0))
         means["alone"].append(mean(row["alone"], 1.0) if row["alone"] else None)
+        means["ensemble"].append(mean(ensemble, 1.0) if ensemble else None)
+
+    def overall(name: str) -> str:
+        return "-" if None in means[name] else _fmt(np.mean(means[name]))
+
     if len(rows) > 1:
-        lines.append(f"| mean | {_fmt(np.mean(means['head']))} | | "
-                     f"{_fmt(np.mean(means['alone'])) if None not in means['alone'] else '-'} | | |")
+        lines.append(f"| mean | {overall('head')} | | {overall('ensemble')} | {overall('alone')} | | |")
     if cost is not None:
         lines += ["", f"Cost: the encoder and the head take {cost:.0f} CPU s per hour of audio (2 threads; the first "
                       f"{TIMING_MINUTES:g} minutes of the negative stream, in 30 s windows that overlap by 2 s)."]
