@@ -234,12 +234,15 @@ def test_whisper_stage_trains_a_head_and_tables_it_beside_the_detector(run, tmp_
     anchors.mkdir(parents=True)
     (anchors / "pocketsphinx.json").write_text(json.dumps({"frr_at_1": 0.6, "frr_at_0.5": 0.7}))
     args = argparse.Namespace(work=tmp_path, variant="noconf", seeds=[0, 1], keywords=["alexa"], force=False,
-                              workers=0)
+                              workers=0, whisper_live=True)
+    monkeypatch.setattr(run, "_whisper_live_frames", lambda args, encoder, wav: (stream(wav), 45.0))
     run.stage_whisper(args)
     table = (tmp_path / "runs" / "noconf" / "whisper.md").read_text()
     # two heads, their ensemble; the detector column is the mean of the seeds whose results exist (seed 0)
     assert "| alexa | 0.0% (0.0%) | 0.0%, 0.0% | 0.0% (0.0%) | 50.0% (50.0%) | 60.0% | - |" in table
     assert "123 CPU s per hour" in table
+    assert "| alexa | 0.0% (0.0%) | 0.0%, 0.0% |" in table.split("Live frames")[1]  # the same frames stood in
+    assert "the encoder 45 CPU s per hour" in table
     folder = tmp_path / "runs" / "noconf" / "alexa" / "whisper" / "seed0"
     saved = torch.load(folder / "head.pt", weights_only=True)
     assert saved["config"]["dim"] == 4

@@ -30,6 +30,13 @@ class MeanEncoder:
         return np.stack([means, position], axis=-1)
 
 
+    def encode_short(self, audio):
+        assert len(audio) % whisper.FRAME_SAMPLES == 0
+        self.calls += 1
+        means = audio.reshape(-1, whisper.FRAME_SAMPLES).mean(-1).numpy()
+        return np.stack([means, np.arange(len(means), dtype=np.float32), np.full(len(means), len(means))], -1)
+
+
 def reference_log_mel(audio: np.ndarray) -> np.ndarray:
     librosa = pytest.importorskip("librosa")
     spec = np.abs(librosa.stft(audio, n_fft=400, hop_length=160, window="hann", center=True,
@@ -89,6 +96,24 @@ def test_stream_frames_stitch_windows(seconds):
     inner = (np.arange(total) >= 50) & (np.arange(total) < total - 50)
     assert np.all((position[inner] >= 50) & (position[inner] < 1450))
     assert encoder.calls == len(whisper.window_starts(len(audio)))
+
+
+def test_live_frames_have_their_context_and_no_more_lookahead():
+    audio = torch.from_numpy(np.random.default_rng(2).standard_normal(int(7.3 * 16000)).astype(np.float32))
+    encoder = MeanEncoder()
+    times, frames = whisper.live_frames(encoder, audio, left_seconds=3.0, right_seconds=0.5, hop_seconds=1.0)
+    total = math.ceil(len(audio) / 320)
+    assert len(frames) == total and encoder.calls == 8
+    np.testing.assert_allclose(times, (np.arange(total) + 0.5) * 0.02)
+    padded = torch.nn.functional.pad(audio, (0, total * 320 - len(audio)))
+    np.testing.assert_allclose(frames[:, 0], padded.reshape(total, 320).mean(-1).numpy(), atol=1e-6)
+    index = np.arange(total)
+    heard_before, piece = frames[:, 1], frames[:, 2]
+    np.testing.assert_array_equal(heard_before, np.minimum(index, 150 + index % 50))  # 3 s before its hop
+    heard_after = piece - heard_before - 1
+    np.testing.assert_array_equal(heard_after, np.minimum(total - 1 - index, 49 - index % 50 + 25))  # 0.5 s after
+    with pytest.raises(ConfigError, match="hop > 0"):
+        whisper.live_frames(encoder, audio, hop_seconds=0.0)
 
 
 def test_window_starts():

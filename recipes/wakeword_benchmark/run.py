@@ -866,6 +866,8 @@ def stage_gating(args) -> None:
 #: Augmented passes over a variant's training clips that the whisper stage encodes (the head trains on all).
 WHISPER_PASSES = 3
 WHISPER_HEAD_EPOCHS = 8
+#: Seconds of audio before and after each second of frames in the live column (``--whisper-live``).
+WHISPER_LIVE = (3.0, 0.5)
 
 
 def _save_atomic(path: Path, write) -> None:
@@ -893,6 +895,26 @@ def _whisper_stream_frames(args, encoder, wav: Path) -> np.ndarray:
         log(f"whisper: encoded {wav.name} ({len(audio) / whisper.SAMPLE_RATE / 3600:.2f} h) "
             f"in {time.perf_counter() - start:.0f} s")
     return np.load(path)
+
+
+def _whisper_live_frames(args, encoder, wav: Path) -> tuple[np.ndarray, float]:
+    """A stream's frames as a live stream can have them (:func:`speechconv.frontends.whisper.live_frames`,
+    3 s before and 0.5 s after each second), cached under ``whisper/live/``, and the CPU seconds per hour of
+    audio that took."""
+    from speechconv.audio import load_audio
+    from speechconv.frontends import whisper
+
+    path = args.work / "whisper" / "live" / f"{wav.stem}.npy"
+    cost_path = path.with_suffix(".json")
+    if not path.is_file() or not cost_path.is_file() or args.force:
+        audio, _ = load_audio(wav, whisper.SAMPLE_RATE)
+        start = time.process_time()
+        _, frames = whisper.live_frames(encoder(), audio.float(), WHISPER_LIVE[0], WHISPER_LIVE[1])
+        cpu = (time.process_time() - start) / (len(audio) / whisper.SAMPLE_RATE / 3600)
+        _save_atomic(path, lambda tmp: np.save(tmp, frames.astype(np.float16)))
+        cost_path.write_text(json.dumps({"cpu_seconds_per_hour": cpu}) + "\n")
+        log(f"whisper: encoded {wav.name} live in {cpu:.0f} CPU s per hour of audio")
+    return np.load(path), json.loads(cost_path.read_text())["cpu_seconds_per_hour"]
 
 
 def _whisper_training_frames(args, keyword: str, encoder) -> tuple:
@@ -940,7 +962,11 @@ def stage_whisper(args) -> None:
     """A keyword head on Whisper's encoder (tiny.en; :mod:`speechconv.frontends.whisper`), a representation
     learned on real speech: the variant's training clips and augmentation (TTS positives only, as always),
     WHISPER_PASSES augmented passes encoded once, one head per seed of ``--seeds`` trained on the frames
-    (:mod:`speechconv.training.whisper_head`), both streams scored. Needs ``pip install "speechconv[whisper]"``."""
+    (:mod:`speechconv.training.whisper_head`), both streams scored. With ``--whisper-live`` the heads also
+    score frames encoded as a live stream can have them (WHISPER_LIVE). Needs ``pip install
+    "speechconv[whisper]"``."""
+    import dataclasses
+
     import torch
 
     from speechconv.evaluation import kws
@@ -957,12 +983,13 @@ def stage_whisper(args) -> None:
 
     rows: dict[str, dict] = {}
     cost = None
+    live_costs: list[float] = []
     for keyword in args.keywords:
         folder = variant_dir(args, keyword) / "whisper"
         kw_wav, neg_wav = _streams_of(args, keyword)
         stream_frames = {wav: _whisper_stream_frames(args, encoder, wav) for wav in (kw_wav, neg_wav)}
         frames = labels = None
-        rows[keyword] = {"seeds": {}}
+        rows[keyword] = {"seeds": {}, "live": []}
         curves = []
         for seed in args.seeds:
             out = folder / f"seed{seed}"
@@ -994,6 +1021,20 @@ def stage_whisper(args) -> None:
             write_result(args, keyword, out, result, f"whisper head, seed {seed}")
             rows[keyword]["seeds"][seed] = result
             curves.append(streams)
+            if args.whisper_live:
+                live_streams = []
+                for wav, stream in zip((kw_wav, neg_wav), streams):
+                    frames_live, live_cost = _whisper_live_frames(args, encoder, wav)
+                    scores = head.score_frames(torch.from_numpy(frames_live)).numpy()
+                    live_streams.append(dataclasses.replace(stream, scores=scores))
+                    live_costs.append(live_cost)
+                live_out = out / "live"
+                live_out.mkdir(parents=True, exist_ok=True)
+                result = evaluate_curves("whisper_head_live", keyword, live_streams[0], live_streams[1], live_out,
+                                         (1, 3, 5))
+                result.update(variant=args.variant, seed=seed, window_seconds=list(WHISPER_LIVE))
+                write_result(args, keyword, live_out, result, f"whisper head, seed {seed}, live frames")
+                rows[keyword]["live"].append(result)
             if cost is None:
                 cost = _whisper_cost(args, encoder, head)
         if len(curves) > 1:  # the heads' ensemble: the mean of their score curves
@@ -1017,12 +1058,12 @@ def stage_whisper(args) -> None:
             if path.is_file():
                 anchors[name] = json.loads(path.read_text())
         rows[keyword]["anchors"] = anchors
-    table = _whisper_table(args, rows, cost)
+    table = _whisper_table(args, rows, cost, float(np.mean(live_costs)) if live_costs else None)
     (args.work / "runs" / args.variant / "whisper.md").write_text(table)
     print(table)
 
 
-def _whisper_table(args, rows: dict, cost: float | None) -> str:
+def _whisper_table(args, rows: dict, cost: float | None, live_cost: float | None = None) -> str:
     def mean(results: list[dict], target: float) -> float | None:
         values = [_frr(r, target) for r in results]
         return None if not values or None in values else float(np.mean(values))
@@ -1055,9 +1096,21 @@ def _whisper_table(args, rows: dict, cost: float | None) -> str:
 
     if len(rows) > 1:
         lines.append(f"| mean | {overall('head')} | | {overall('ensemble')} | {overall('alone')} | | |")
+    if any(row["live"] for row in rows.values()):
+        left, right = WHISPER_LIVE
+        lines += ["", f"Live frames (each second encoded from {left + 1 + right:g} s of audio, not padded to 30 s: "
+                      f"{left:g} s before it and {right:g} s after), the same heads:", "",
+                  "| keyword | whisper head, live frames | per seed (<= 1 FA/h) |", "|---|---|---|"]
+        for keyword, row in rows.items():
+            lines.append(f"| {keyword} | {cell(row['live'])} | {', '.join(_fmt(_frr(r, 1.0)) for r in row['live'])} |")
+        if len(rows) > 1:
+            live_means = [mean(row["live"], 1.0) for row in rows.values()]
+            lines.append(f"| mean | {'-' if None in live_means else _fmt(np.mean(live_means))} | |")
     if cost is not None:
         lines += ["", f"Cost: the encoder and the head take {cost:.0f} CPU s per hour of audio (2 threads; the first "
                       f"{TIMING_MINUTES:g} minutes of the negative stream, in 30 s windows that overlap by 2 s)."]
+    if live_cost is not None:
+        lines += [f"Live frames: the encoder {live_cost:.0f} CPU s per hour of audio (the mean over the streams)."]
     return "\n".join(lines) + "\n"
 
 
@@ -1234,6 +1287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0",
                         help="train/evaluate: comma-separated training seeds, one detector each; with several, "
                              "evaluate also scores their ensemble (default: 0)")
+    parser.add_argument("--whisper-live", action="store_true",
+                        help="whisper: also score frames encoded as a live stream can have them (3 s + 0.5 s pieces)")
     parser.add_argument("--force", action="store_true", help="redo finished outputs")
     args = parser.parse_args(argv)
     args.work, args.shared = args.work.resolve(), args.shared.resolve()

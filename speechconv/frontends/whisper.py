@@ -90,6 +90,19 @@ class WhisperEncoder:
         return frames
 
 
+    def encode_short(self, audio: torch.Tensor) -> np.ndarray:
+        """``[samples]`` (a multiple of 320, at most 30 s) -> ``[samples / 320, dim]``, encoded as it is, not
+        padded to 30 s: cheaper for short pieces, but a length the encoder was never trained on."""
+        audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+        if not 0 < len(audio) <= WINDOW_SAMPLES or len(audio) % FRAME_SAMPLES:
+            raise ValueError(f"encode_short takes a multiple of {FRAME_SAMPLES} samples up to {WINDOW_SAMPLES}, "
+                             f"got {len(audio)}")
+        mel = np.ascontiguousarray(whisper_log_mel(audio).numpy()[None], dtype=np.float32)
+        frames = np.array(self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True))[0]
+        self.dim = frames.shape[-1]
+        return frames
+
+
 def clips_per_window(clip_samples: int) -> int:
     """How many clips of ``clip_samples`` fit side by side in one 30 s window (a whole number of frames each)."""
     if clip_samples <= 0 or clip_samples % FRAME_SAMPLES:
@@ -152,3 +165,25 @@ def stream_frames(encoder, audio: torch.Tensor, context_seconds: float = 1.0,
     frames = np.concatenate(pieces)
     times = (np.arange(len(frames)) + 0.5) * FRAME_SECONDS
     return times, frames
+
+
+def live_frames(encoder, audio: torch.Tensor, left_seconds: float = 3.0, right_seconds: float = 0.5,
+                hop_seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder frames as a live stream can have them: every ``hop_seconds`` of frames is encoded from a short
+    piece (``encoder.encode_short``, not padded to 30 s) that starts ``left_seconds`` before it and ends
+    ``right_seconds`` after it (less at the recording's edges), so a frame is ready ``right_seconds`` after its
+    audio, plus the encoding. Returns ``(times, frames)`` as :func:`stream_frames` does."""
+    audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+    per_second = SAMPLE_RATE // FRAME_SAMPLES
+    left, right, hop = (int(round(v * per_second)) for v in (left_seconds, right_seconds, hop_seconds))
+    if hop <= 0 or left < 0 or right < 0 or left + hop + right > WINDOW_FRAMES:
+        raise ConfigError(f"live frames need a hop > 0 and left + hop + right <= {WINDOW_SECONDS:g} s")
+    total = math.ceil(len(audio) / FRAME_SAMPLES)
+    audio = torch.nn.functional.pad(audio, (0, total * FRAME_SAMPLES - len(audio)))
+    pieces = []
+    for first in range(0, total, hop):
+        start, end = max(0, first - left), min(total, first + hop + right)
+        frames = encoder.encode_short(audio[start * FRAME_SAMPLES: end * FRAME_SAMPLES])
+        pieces.append(frames[first - start: first - start + hop])
+    frames = np.concatenate(pieces) if pieces else np.zeros((0, encoder.dim or 0), np.float32)
+    return (np.arange(len(frames)) + 0.5) * FRAME_SECONDS, frames
