@@ -972,6 +972,7 @@ def stage_whisper(args) -> None:
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import read_keyword_spans, stream_duration
     from speechconv.frontends import whisper
+    from speechconv.models.whisper_head import WhisperKeywordHead
     from speechconv.training.whisper_head import train_head
 
     cache: dict = {}
@@ -986,8 +987,21 @@ def stage_whisper(args) -> None:
     live_costs: list[float] = []
     for keyword in args.keywords:
         folder = variant_dir(args, keyword) / "whisper"
-        kw_wav, neg_wav = _streams_of(args, keyword)
-        stream_frames = {wav: _whisper_stream_frames(args, encoder, wav) for wav in (kw_wav, neg_wav)}
+        wavs = _streams_of(args, keyword)
+        stream_frames = [_whisper_stream_frames(args, encoder, wav) for wav in wavs]
+        live_frames = []
+        if args.whisper_live:
+            for wav in wavs:
+                frames_live, live_cost = _whisper_live_frames(args, encoder, wav)
+                live_frames.append(frames_live)
+                live_costs.append(live_cost)
+        truths = []  # each stream's truth, without scores: the keyword stream's spans, none in the negatives
+        for wav, frames_of in zip(wavs, stream_frames):
+            spans = [] if wav == wavs[1] else read_keyword_spans(wav.with_suffix(".csv"), keyword, group_by="label")
+            truth = wav.with_suffix(".csv")
+            truths.append(kws.StreamScores(wav.stem, stream_duration(wav), spans,
+                                           times=(np.arange(len(frames_of)) + 0.5) * whisper.FRAME_SECONDS,
+                                           truth_csv=str(truth) if truth.is_file() else None))
         frames = labels = None
         rows[keyword] = {"seeds": {}, "live": []}
         curves = []
@@ -1002,32 +1016,23 @@ def stage_whisper(args) -> None:
                 _save_atomic(head_path, lambda tmp, head=head: torch.save(
                     {"config": head.config, "state_dict": head.state_dict()}, tmp))
                 log(f"whisper/{keyword} seed {seed}: head trained in {time.perf_counter() - start:.0f} s")
-            from speechconv.models.whisper_head import WhisperKeywordHead
-
             saved = torch.load(head_path, weights_only=True)
             head = WhisperKeywordHead(**saved["config"])
             head.load_state_dict(saved["state_dict"])
             head.eval()
-            streams = []
-            for wav, free in ((kw_wav, False), (neg_wav, True)):
-                spans = [] if free else read_keyword_spans(wav.with_suffix(".csv"), keyword, group_by="label")
-                scores = head.score_frames(torch.from_numpy(stream_frames[wav])).numpy()
-                times = (np.arange(len(scores)) + 0.5) * whisper.FRAME_SECONDS
-                truth = wav.with_suffix(".csv")
-                streams.append(kws.StreamScores(wav.stem, stream_duration(wav), spans, times=times, scores=scores,
-                                                truth_csv=str(truth) if truth.is_file() else None))
+
+            def scored(all_frames, head=head, truths=truths):
+                return [dataclasses.replace(truth, scores=head.score_frames(torch.from_numpy(f)).numpy())
+                        for truth, f in zip(truths, all_frames)]
+
+            streams = scored(stream_frames)
             result = evaluate_curves("whisper_head", keyword, streams[0], streams[1], out, (1, 3, 5))
             result.update(variant=args.variant, seed=seed, representation="whisper tiny.en encoder")
             write_result(args, keyword, out, result, f"whisper head, seed {seed}")
             rows[keyword]["seeds"][seed] = result
             curves.append(streams)
-            if args.whisper_live:
-                live_streams = []
-                for wav, stream in zip((kw_wav, neg_wav), streams):
-                    frames_live, live_cost = _whisper_live_frames(args, encoder, wav)
-                    scores = head.score_frames(torch.from_numpy(frames_live)).numpy()
-                    live_streams.append(dataclasses.replace(stream, scores=scores))
-                    live_costs.append(live_cost)
+            if live_frames:
+                live_streams = scored(live_frames)
                 live_out = out / "live"
                 live_out.mkdir(parents=True, exist_ok=True)
                 result = evaluate_curves("whisper_head_live", keyword, live_streams[0], live_streams[1], live_out,

@@ -18,6 +18,7 @@ keywords over these frames hears real speakers (recipes/wakeword_benchmark, stag
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -36,6 +37,7 @@ FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 WINDOW_FRAMES = WINDOW_SAMPLES // FRAME_SAMPLES
 
 
+@functools.lru_cache(maxsize=4)
 def mel_filters(device: torch.device | None = None) -> torch.Tensor:
     """Whisper's filter bank, ``[80, 201]``: librosa's default (Slaney scale and area normalisation)."""
     import torchaudio
@@ -45,11 +47,15 @@ def mel_filters(device: torch.device | None = None) -> torch.Tensor:
     return bank.T.to(device)
 
 
+@functools.lru_cache(maxsize=4)
+def _hann_window(device: torch.device) -> torch.Tensor:
+    return torch.hann_window(N_FFT, device=device)
+
+
 def whisper_log_mel(audio: torch.Tensor) -> torch.Tensor:
     """``[..., samples]`` at 16 kHz -> ``[..., 80, samples // 160]``: Whisper's log-mel features. The floor
     (8 decades below the peak) is taken per item, over everything it is given."""
-    window = torch.hann_window(N_FFT, device=audio.device)
-    spec = torch.stft(audio.reshape(-1, audio.shape[-1]).float(), N_FFT, HOP_LENGTH, window=window,
+    spec = torch.stft(audio.reshape(-1, audio.shape[-1]).float(), N_FFT, HOP_LENGTH, window=_hann_window(audio.device),
                       return_complex=True)[..., :-1].abs() ** 2
     mel = torch.clamp(mel_filters(audio.device) @ spec, min=1e-10).log10()
     mel = torch.maximum(mel, mel.amax(dim=(-2, -1), keepdim=True) - 8.0)
@@ -84,7 +90,11 @@ class WhisperEncoder:
     def encode(self, windows: torch.Tensor) -> np.ndarray:
         if windows.ndim != 2 or windows.shape[1] != WINDOW_SAMPLES:
             raise ValueError(f"encode takes [batch, {WINDOW_SAMPLES}] samples, got {tuple(windows.shape)}")
-        mel = np.ascontiguousarray(whisper_log_mel(windows).numpy(), dtype=np.float32)
+        return self._encode(whisper_log_mel(windows))
+
+    def _encode(self, mel: torch.Tensor) -> np.ndarray:
+        """``[B, 80, frames]`` log-mels -> ``[B, frames / 2, dim]``."""
+        mel = np.ascontiguousarray(mel.numpy(), dtype=np.float32)
         frames = np.array(self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True))
         self.dim = frames.shape[-1]
         return frames
@@ -97,10 +107,7 @@ class WhisperEncoder:
         if not 0 < len(audio) <= WINDOW_SAMPLES or len(audio) % FRAME_SAMPLES:
             raise ValueError(f"encode_short takes a multiple of {FRAME_SAMPLES} samples up to {WINDOW_SAMPLES}, "
                              f"got {len(audio)}")
-        mel = np.ascontiguousarray(whisper_log_mel(audio).numpy()[None], dtype=np.float32)
-        frames = np.array(self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True))[0]
-        self.dim = frames.shape[-1]
-        return frames
+        return self._encode(whisper_log_mel(audio)[None])[0]
 
 
 def clips_per_window(clip_samples: int) -> int:

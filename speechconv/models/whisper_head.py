@@ -44,9 +44,9 @@ class WhisperKeywordHead(nn.Module):
         return self.out(self.drop(hidden))[:, 0]
 
     @torch.no_grad()
-    def score_frames(self, frames: torch.Tensor | object, block: int = 3000) -> torch.Tensor:
-        """Keyword probabilities of a whole recording's frames ``[T, dim]`` -> ``[T]``, in blocks with enough
-        neighbouring frames that the result equals one pass over all of them."""
+    def score_frames(self, frames, block: int = 3000) -> torch.Tensor:
+        """Keyword probabilities of a whole recording's frames ``[T, dim]`` (tensor or array) -> ``[T]``, in
+        blocks with enough neighbouring frames that the result equals one pass over all of them."""
         frames = torch.as_tensor(frames)
         context = self.receptive_frames // 2
         was_training = self.training
