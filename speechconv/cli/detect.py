@@ -131,14 +131,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--threshold`` and ``--engine``, as detect and listen take them."""
     parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
-                        help="pretrained model: bundled name, model directory, exported .onnx file (onnx engine) "
+                        help="pretrained model: bundled name (hello: a keyword head on Whisper's encoder; "
+                        "hello_small: TC-ResNet8), model directory, exported .onnx file (onnx engine) "
                         "or Lightning .ckpt (torch engine) (default: hello)")
     parser.add_argument("--threshold", type=float, default=None, metavar="T",
                         help="score threshold in [0, 1] (default: the model's)")
     parser.add_argument("--engine", choices=("auto", "torch", "onnx"), default="auto",
                         help="torch: the PyTorch model; onnx: its exported streaming step (model.onnx) on "
                         "onnxruntime, no PyTorch needed; the same events, scores within 1e-4. auto: torch when "
-                        "it is installed, else onnx (default: auto)")
+                        "it is installed, else onnx (default: auto). Whisper-head models such as hello always run "
+                        "their encoder on CTranslate2 and their head on onnxruntime")
 
 
 def add_verify_options(parser: argparse.ArgumentParser) -> None:

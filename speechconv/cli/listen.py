@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         import_sounddevice()  # before loading the model and saying we listen
     engine = resolve_engine(args.engine)
     threads = use_one_thread_unless_configured(engine)
-    spotter = load_model(resolve_model(args.model), engine, threads)
+    spotter = load_model(resolve_model(args.model), engine, threads, live=True)  # whisper: short pieces
     detector = make_detector(spotter, {"threshold": args.threshold})
     verify, search = verify_from_args(args, spotter)
     verifier = None

@@ -50,12 +50,32 @@ def onnx_model_path(name_or_path: str | os.PathLike[str]) -> tuple[Path, Path | 
     return onnx_file, where
 
 
-def load_model(name_or_path: str | os.PathLike[str], engine: str | None = None, threads: int | None = None):
+def whisper_model_dir(name_or_path: str | os.PathLike[str]) -> Path | None:
+    """The directory of a whisper-head model that ``name_or_path`` names, else None."""
+    from speechconv.pretrained import resolve
+    from speechconv.runtime.whisper_engine import is_whisper_model
+
+    text = os.fspath(name_or_path)
+    if text.endswith((".onnx", ".ckpt")):
+        return None
+    where = resolve(text)
+    return where if where.is_dir() and is_whisper_model(where) else None
+
+
+def load_model(name_or_path: str | os.PathLike[str], engine: str | None = None, threads: int | None = None,
+               live: bool = False):
     """A model for detection on ``engine`` (see :mod:`speechconv.runtime`).
 
     The onnxruntime engine reads ``model.onnx`` of a model directory (or a bundled model); the
     directory's ``config.yaml`` decides the keyword and detector options, as it does for PyTorch.
+    A whisper-head model directory always runs on the whisper engine (CTranslate2 and onnxruntime),
+    whatever ``engine`` says; ``live`` encodes short pieces for low latency instead of 30 s windows.
     """
+    whisper_dir = whisper_model_dir(name_or_path)
+    if whisper_dir is not None:
+        from speechconv.runtime.whisper_engine import WhisperModel
+
+        return WhisperModel(whisper_dir, threads, mode="live" if live else "window")
     if resolve_engine(engine) == "torch":
         from speechconv.pretrained import load_pretrained
         from speechconv.runtime.torch_engine import TorchModel
