@@ -4,7 +4,7 @@ Generates an hour of 16 kHz audio (noise, tone bursts and a syllable-rate modula
 written block by block, then times
 
 (a) ``detect_file``: decode in blocks -> front-end -> model -> detector, through the streaming engine,
-    on PyTorch and (with a model that has ``model.onnx``, as the bundled hello does) on the
+    on PyTorch and (with a model that has ``model.onnx``, as the bundled hello_small does) on the
     onnxruntime engine, which must give the same events;
 (b) the naive baseline: at every output hop, rescore the last 1 s window with the same model
     (offline; one window per call, as a live sliding-window detector runs; ``--baseline-batch``
@@ -58,8 +58,8 @@ def load_spotter(model: str | None):
     from speechconv.pretrained import default_model_available, load_pretrained
 
     if model is None and default_model_available():
-        model = "hello"
-    if model is not None and (os.path.exists(model) or model == "hello" or model.endswith(".ckpt")):
+        model = "hello_small"
+    if model is not None and (os.path.exists(model) or model == "hello_small" or model.endswith(".ckpt")):
         return load_pretrained(model, fold_bn=True), model
     from speechconv.frontends import build_frontend
     from speechconv.models import build_model
@@ -169,14 +169,14 @@ def main() -> None:
     if onnx_time is not None:
         print(f"onnxruntime / PyTorch engine speed: {streaming_time / onnx_time:.2f}x")
     if args.cli:
-        cli_table(path, args.model or "hello", seconds)
+        cli_table(path, args.model or "hello_small", seconds)
 
 
 def onnx_model_of(model: str | None) -> str | None:
     """The model name or path to give the onnxruntime engine, when it has a ``model.onnx``."""
     from speechconv.pretrained import PACKAGE_DIR
 
-    name = model or "hello"
+    name = model or "hello_small"
     folder = PACKAGE_DIR / name if "/" not in name and not os.path.exists(name) else Path(name)
     return name if (folder / "model.onnx").is_file() else None
 
@@ -209,6 +209,9 @@ def cli_table(path: str, model: str, seconds: float, repeats: int = 3) -> None:
     for engine in ("torch", "onnx"):
         rows.append((f"detect {seconds / 3600:g} h, --engine {engine}", engine,
                      cli + ["detect", "--quiet", "--engine", engine, "--model", model, path]))
+    if (PACKAGE_DIR / "hello" / "config.yaml").is_file():  # the default model: Whisper's encoder + a head
+        rows.append(("hello (whisper head): detect example", None, cli + ["detect", "--quiet", example]))
+        rows.append((f"hello (whisper head): detect {seconds / 3600:g} h", None, cli + ["detect", "--quiet", path]))
     print(f"\n{'command (fresh process)':<44}{'wall s':>10}{'peak RSS MB':>14}")
     outputs = {}
     for label, _engine, argv in rows:

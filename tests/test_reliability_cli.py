@@ -122,7 +122,7 @@ def test_torchscript_export_and_load_do_not_warn(tmp_path):
     from speechconv.export.torchscript import export_torchscript, load_torchscript
     from speechconv.pretrained import load_pretrained
 
-    spotter = load_pretrained("hello")
+    spotter = load_pretrained("hello_small")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         export_torchscript(spotter, tmp_path / "step.pt")
@@ -135,7 +135,7 @@ def test_onnx_quantisation_does_not_log_preprocessing_advice(tmp_path, caplog):
     from speechconv.export import export_spotter
     from speechconv.pretrained import load_pretrained
 
-    spotter = load_pretrained("hello")
+    spotter = load_pretrained("hello_small")
     with caplog.at_level(logging.WARNING):
         export_spotter(spotter, str(tmp_path / "step.onnx"), "onnx", None, "int8", None)
     assert not [r for r in caplog.records if "pre-processing" in r.getMessage()]

@@ -21,7 +21,7 @@ NOBODY = 65534
 
 @pytest.fixture(scope="module")
 def hello_spotter():
-    return load_pretrained("hello", fold_bn=False)
+    return load_pretrained("hello_small", fold_bn=False)
 
 
 @pytest.fixture

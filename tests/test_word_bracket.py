@@ -2,9 +2,9 @@
 
 * the bracket arithmetic (``end = peak - peak_delay_seconds``, ``start = end - keyword_seconds``,
   clipped at 0), its fallback without calibration, and :func:`calibrate_bracket`;
-* with the bundled "hello" model, each detected hello's ``start`` and ``end`` lie within 0.25 s of the
-  true word's start and end, on the bundled example and on sentences synthesised here with known
-  word times (skipped when no TTS engine is installed).
+* with the bundled "hello" models, each detected hello's ``start`` and ``end`` lie within 0.25 s of the
+  true word's start and end, on the bundled example (both models) and, for ``hello_small``, on sentences
+  synthesised here with known word times (skipped when no TTS engine is installed).
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from speechconv.detect import (
     match_peaks_to_words,
 )
 from speechconv.errors import ConfigError
-from speechconv.pretrained import CONFIG_FILE, bundled_path, load_pretrained
+from speechconv.pretrained import CONFIG_FILE, bundled_path, load_pretrained, read_yaml
 
 TOLERANCE_S = 0.25
 SR = 16000
-MODEL_DIR = bundled_path("hello")
+MODEL_DIR = bundled_path("hello_small")
 EXAMPLES = MODEL_DIR.parent / "examples"
 EXAMPLE_WAV, EXAMPLE_CSV = EXAMPLES / "hello_example.wav", EXAMPLES / "hello_example.csv"
 
@@ -185,10 +185,14 @@ def test_example_word_times_lie_in_the_ground_truth_phrases():
         assert phrase_start <= start < end <= phrase_end and 0.3 <= end - start <= 0.7
 
 
+BUNDLED = pytest.mark.parametrize("model", ["hello", "hello_small"])
+
+
 @needs_model
-def test_audacity_labels_of_the_example_cover_each_spoken_hello(capsys, monkeypatch):
+@BUNDLED
+def test_audacity_labels_of_the_example_cover_each_spoken_hello(capsys, monkeypatch, model):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # keep the CLI from changing this process's torch threads
-    assert main(["detect", str(EXAMPLE_WAV), "--format", "audacity"]) == 0
+    assert main(["detect", str(EXAMPLE_WAV), "--format", "audacity", "--model", model]) == 0
     labels = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert len(labels) == len(EXAMPLE_WORDS)
     for (start, end, label), (true_start, true_end) in zip(labels, EXAMPLE_WORDS):
@@ -197,12 +201,13 @@ def test_audacity_labels_of_the_example_cover_each_spoken_hello(capsys, monkeypa
 
 
 @needs_model
-def test_example_csv_columns(capsys, monkeypatch):
+@BUNDLED
+def test_example_csv_columns(capsys, monkeypatch, model):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert main(["detect", str(EXAMPLE_WAV)]) == 0
+    assert main(["detect", str(EXAMPLE_WAV), "--model", model]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert len(rows) == len(EXAMPLE_WORDS)
-    config = load_pretrained("hello").detector
+    config = read_yaml(bundled_path(model) / "config.yaml")["detector"]
     for row in rows:
         start, end, peak = float(row["start"]), float(row["end"]), float(row["peak"])
         assert end == pytest.approx(peak - config["peak_delay_seconds"], abs=1.5e-3)
@@ -281,7 +286,7 @@ def synthesise_sentences(folder) -> list[tuple[str, tuple[float, float], str]]:
 @needs_model
 def test_detections_bracket_the_word_in_synthesised_sentences(tmp_path, one_thread):
     cases = synthesise_sentences(tmp_path)
-    spotter = load_pretrained("hello")
+    spotter = load_pretrained("hello_small")
     found = 0
     for path, word, what in cases:
         result = detect_file(spotter, path)

@@ -1,12 +1,23 @@
-"""The bundled "hello" detector: ``speechconv train-keyword hello`` plus what only the bundled model needs.
+"""The bundled "hello" detectors.
+
+``hello`` (the default of ``speechconv detect``): a keyword head on Whisper's encoder, trained on synthetic
+hellos only (recipes/hello/whisper_head.py); ``all`` runs these stages:
+
+    python recipes/hello/run.py whisper_synth    --work exp/hello --shared ../shared/data  # TTS corpora
+    python recipes/hello/run.py whisper_train    --work exp/hello --shared ../shared/data  # encode, train the head
+    python recipes/hello/run.py whisper_evaluate --work exp/hello --shared ../shared/data  # threshold on real speech
+    python recipes/hello/run.py whisper_package  --work exp/hello                          # -> pretrained/hello
+
+``hello_small``: TC-ResNet8 on PCEN, ``speechconv train-keyword hello`` plus what only a bundled model needs
+(torch-free, streams with 80 ms outputs, but hears real people far less well):
 
     python recipes/hello/run.py train    --work exp/hello --shared ../shared/data   # train-keyword hello ...
     python recipes/hello/run.py evaluate --work exp/hello --shared ../shared/data   # threshold on real speech
-    python recipes/hello/run.py verify   --work exp/hello [--model hello]           # threshold for detect --verify
-    python recipes/hello/run.py package  --work exp/hello                           # -> speechconv/pretrained/hello
+    python recipes/hello/run.py verify   --work exp/hello [--model hello_small]     # threshold for detect --verify
+    python recipes/hello/run.py package  --work exp/hello                           # -> pretrained/hello_small
     python recipes/hello/run.py example                                             # the bundled example WAV
 
-Hello-specific extras over what a user's ``train-keyword`` run does:
+Hello-specific extras over what a user's ``train-keyword`` run does (both models):
 
 * real training negatives: the real-speech protocol of ``recipes/wakeword_benchmark`` (8 LibriSpeech
   speakers, FSDD, custom commands, Precise-Community) plus every real recording of the benchmark's four
@@ -34,12 +45,18 @@ BENCHMARK = REPO / "recipes" / "wakeword_benchmark"
 sys.path.insert(0, str(BENCHMARK))  # the benchmark's data protocol: which real speakers train and which test
 import protocol  # noqa: E402
 
+sys.path.insert(0, str(HERE))
+import whisper_head  # noqa: E402
+
 from speechconv.training.recipe_tools import add_stage_arguments, chosen_stages, link_folder, run_stages  # noqa: E402
 
-STAGES = ("train", "evaluate", "verify", "package", "example")
-EVERYTHING = ("train", "evaluate", "package")  # verify needs pocketsphinx; example is separate
+WHISPER_STAGES = ("whisper_synth", "whisper_train", "whisper_evaluate", "whisper_package")
+STAGES = (*WHISPER_STAGES, "whisper_refine", "train", "evaluate", "verify", "package", "example")
+EVERYTHING = WHISPER_STAGES  # the small model's stages, verify (pocketsphinx) and example are run by name
 
 TARGET_FA = 0.5
+#: Manifest engines of real recordings (the rest are TTS voices).
+REAL_ENGINES = ("librispeech", "fsdd", "custom-speech-commands", "precise-community", "wake-word-keywords")
 
 
 def log(message: str) -> None:
@@ -49,6 +66,28 @@ def log(message: str) -> None:
 def speechconv(*args: str) -> None:
     log("$ speechconv " + " ".join(args))
     subprocess.run([sys.executable, "-m", "speechconv.cli.main", *args], check=True, cwd=REPO)
+
+
+def stage_whisper_synth(args) -> None:
+    whisper_head.stage_whisper_synth(args, log, speechconv)
+
+
+def stage_whisper_train(args) -> None:
+    whisper_head.stage_whisper_train(args, log, protocol)
+
+
+def stage_whisper_refine(args) -> None:
+    whisper_head.stage_whisper_refine(args, log, protocol, speechconv)
+
+
+def stage_whisper_evaluate(args) -> None:
+    whisper_head.stage_whisper_evaluate(args, log, protocol)
+
+
+def stage_whisper_package(args) -> None:
+    args.out = args.out or REPO / "speechconv" / "pretrained" / "hello"
+    whisper_head.stage_whisper_package(args, log, lambda head, detector, results: whisper_card(
+        head, detector, results, args))
 
 
 def stage_train(args) -> None:
@@ -164,6 +203,7 @@ def stage_package(args) -> None:
 
     from speechconv.pretrained import load_pretrained, save_pretrained
 
+    args.out = args.out or REPO / "speechconv" / "pretrained" / "hello_small"
     results = json.loads((args.work / "eval" / "results.json").read_text())
     spotter = load_pretrained(args.work / "model")
     chosen = results["chosen"]
@@ -171,8 +211,8 @@ def stage_package(args) -> None:
     spotter.detector.update(results.get("bracket") or {})
     card = model_card(spotter, results, args)
     save_pretrained(spotter, args.out, card, onnx=True)
-    figures = HERE / "results"
-    figures.mkdir(exist_ok=True)
+    figures = HERE / "results" / "small"
+    figures.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.work / "eval" / "det.png", figures / "det.png")
     (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     sizes = {p.name: p.stat().st_size for p in Path(args.out).iterdir() if p.is_file()}
@@ -189,7 +229,7 @@ def benchmark_table(work: Path) -> str:
 
 
 def model_card(spotter, results: dict, args) -> str:
-    template = (HERE / "model_card.md").read_text()
+    template = (HERE / "model_card_small.md").read_text()
     chosen = results["chosen"]
     model = spotter.model
     train_card = (args.work / "model" / "README.md").read_text()
@@ -213,12 +253,106 @@ def model_card(spotter, results: dict, args) -> str:
         "fa": f"{chosen['false_alarms']}",
         "real_hours": f"{results['real_negative_hours']:.2f}",
         "synthetic_fa": str(results["synthetic_stream_false_alarms"]),
+        "live_threshold": f"{results['live']['chosen']['threshold']:g}",
+        "live_smoothing": str(results["live"]["chosen"]["smoothing_frames"]),
+        "live_found": f"{100 * (1 - results['live']['chosen']['frr']):.1f}%",
+        "live_fa": str(results["live"]["chosen"]["false_alarms"]),
+        "live_at_file_found": f"{100 * (1 - results['live']['at_file_threshold']['frr']):.1f}%",
+        "live_at_file_fa": str(results["live"]["at_file_threshold"]["false_alarms"]),
         "synthetic_hours": f"{results['synthetic_stream_hours']:.2f}",
         "rows": rows.rstrip("\n"),
         "data": data.removeprefix("## Data").strip(),
         "minutes": f"{args.minutes:g}",
         "benchmark": benchmark_table(args.benchmark_work),
     }
+    for key, value in fields.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def whisper_card(head, detector: dict, results: dict, args) -> str:
+    """The card of the whisper-head hello: recipes/hello/model_card.md filled from the run's files."""
+    import re
+    from collections import Counter
+
+    from speechconv.data.manifest import read_manifest
+    from speechconv.export.whisper_head import whisper_frontend_config
+
+    bench = whisper_head.benchmark()
+    ns = whisper_head.bench_args(args)
+    manifests = bench.variant_dir(ns, "hello") / "manifests"
+    frontend = whisper_frontend_config()
+    live = frontend["live"]
+    chosen = results["chosen"]
+
+    def counts(name: str) -> str:
+        entries = read_manifest(manifests / name)
+        real = Counter(e.label for e in entries if e.engine in REAL_ENGINES or e.engine == "noise")
+        synthetic = Counter(e.label for e in entries if e.engine not in REAL_ENGINES and e.engine != "noise")
+        return (f"{synthetic['hello']:,} synthetic hellos, {synthetic['negative']:,} synthetic negatives"
+                + (f", {real['negative']:,} real negatives and noise segments" if real else ""))
+
+    synth = []
+    for group in bench.variants()[whisper_head.VARIANT]["synth"]:
+        entries = read_manifest(args.work / "synth" / "hello" / group / "manifest.jsonl")
+        labels = Counter(e.label for e in entries)
+        engines = ", ".join(sorted({e.engine for e in entries}))
+        synth.append(f"{len(entries):,} from {engines} ({len({(e.engine, e.voice) for e in entries})} voices; "
+                     f"{labels['keyword']:,} hellos alone and in carrier phrases, {labels['negative']:,} random "
+                     "words and everyday phrases, no near misses)")
+    dev_voices = len({e.speaker for e in read_manifest(manifests / "dev.jsonl")})
+    augment = bench.training_config(ns, "hello", 0)["data"]["init_args"]["augment"]
+    table = (args.benchmark_work / "runs" / whisper_head.VARIANT / "whisper.md").read_text() \
+        if (args.benchmark_work / "runs" / whisper_head.VARIANT / "whisper.md").is_file() else ""
+    cost = re.search(r"take (\d+) CPU s per hour", table)
+    live_cost = re.search(r"the encoder (\d+) CPU s per hour", table)
+    benchmark = "\n".join(line for line in table.splitlines() if line.startswith("|") or not line.strip() or
+                          line.startswith(("Live frames (", "Whisper tiny.en"))).strip()
+
+    def found(p) -> str:
+        if p is None:
+            return "not reached"
+        alarms = f"{p['false_alarms']} false alarm{'' if p['false_alarms'] == 1 else 's'}"
+        return f"{100 * (1 - p['frr']):.1f}% ({p['found']}/{p['keywords']}), {alarms}, threshold {p['threshold']:g}"
+
+    transfer = ["| keyword | real keywords missed (mean of seeds) | per seed | false alarms per hour, both streams |",
+                "|---|---|---|---|"]
+    for keyword, row in (results.get("benchmark_transfer") or {}).items():
+        per_seed = ", ".join(f"{100 * r['frr']:.1f}%" for r in row["seeds"])
+        transfer.append(f"| {keyword} | {100 * row['mean_frr']:.1f}% | {per_seed} | "
+                        f"{row['mean_fa_per_hour_both_streams']:.2f} |")
+    if len(transfer) > 2:
+        frrs = [row["mean_frr"] for row in results["benchmark_transfer"].values()]
+        transfer.append(f"| mean | {100 * float(np.mean(frrs)):.1f}% | | |")
+    fields = {
+        "overlap": f"{2 * frontend['context_seconds']:g}", "context": f"{frontend['context_seconds']:g}",
+        "live_piece": f"{live['left_seconds'] + live['hop_seconds'] + live['right_seconds']:g}",
+        "left": f"{live['left_seconds']:g}", "right": f"{live['right_seconds']:g}",
+        "width": str(head.width), "kernel": str(head.kernel), "kernel_ms": str(head.kernel * 20),
+        "temperature": f"{head.temperature:g}",
+        "params": f"{sum(p.numel() for p in head.parameters()):,}",
+        "cost": cost.group(1) if cost else "n/a", "live_cost": live_cost.group(1) if live_cost else "n/a",
+        "detector": ", ".join(f"{k}={v}" for k, v in detector.items()),
+        "synth": "; ".join(synth), "dev_voices": str(dev_voices),
+        "train_counts": counts("train.jsonl"), "dev_counts": counts("dev.jsonl"),
+        "augment": ", ".join(op["name"] for op in augment),
+        "passes": str(bench.WHISPER_PASSES), "epochs": str(bench.WHISPER_HEAD_EPOCHS),
+        "real_hours": f"{results['real_negative_hours']:.2f}", "keywords": str(chosen["keywords"]),
+        "rows": "\n".join(f"| <= {fa} FA/h on real speech | {found(p)} |" for fa, p in results["frr_at"].items()),
+        "threshold": f"{chosen['threshold']:g}", "smoothing": str(chosen["smoothing_frames"]),
+        "found": f"{100 * (1 - chosen['frr']):.1f}%", "fa": str(chosen["false_alarms"]),
+        "synthetic_fa": str(results["synthetic_stream_false_alarms"]),
+        "live_threshold": f"{results['live']['chosen']['threshold']:g}",
+        "live_smoothing": str(results["live"]["chosen"]["smoothing_frames"]),
+        "live_found": f"{100 * (1 - results['live']['chosen']['frr']):.1f}%",
+        "live_fa": str(results["live"]["chosen"]["false_alarms"]),
+        "live_at_file_found": f"{100 * (1 - results['live']['at_file_threshold']['frr']):.1f}%",
+        "live_at_file_fa": str(results["live"]["at_file_threshold"]["false_alarms"]),
+        "synthetic_hours": f"{results['synthetic_stream_hours']:.2f}",
+        "benchmark": benchmark or "(the benchmark's whisper stage has not been run on this machine)",
+        "transfer": "\n".join(transfer) if len(transfer) > 2 else "(not measured on this machine)",
+    }
+    template = (HERE / "model_card.md").read_text()
     for key, value in fields.items():
         template = template.replace("{" + key + "}", value)
     return template
@@ -243,10 +377,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="train: training budget in minutes (package: stated in the card)")
     parser.add_argument("--workers", type=int, default=2, help="train: synthesis processes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=REPO / "speechconv" / "pretrained" / "hello",
-                        help="package: output model directory")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="whisper_package / package: output model directory (default: speechconv/pretrained/"
+                        "hello / hello_small)")
     parser.add_argument("--model", default=None,
-                        help="verify: the model to measure, a directory or bundled name (default: WORK/model)")
+                        help="verify: the small model to measure, a directory or bundled name (default: WORK/model)")
+    parser.add_argument("--whisper-head", choices=("first", "refined"), default="first",
+                        help="whisper_evaluate / whisper_package: the head of whisper_train (first) or of the "
+                        "tried whisper_refine stage (default: first)")
     parser.add_argument("--example-dir", type=Path, default=REPO / "speechconv" / "pretrained" / "examples")
     args = parser.parse_args(argv)
     args.work, args.shared = args.work.resolve(), args.shared.resolve()

@@ -16,8 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "in the file (ONNX metadata_props / TorchScript _extra_files)."
         ),
     )
-    parser.add_argument("--model", default="hello", metavar="NAME_OR_PATH",
-                        help="bundled name, model directory or Lightning .ckpt (default: hello)")
+    parser.add_argument("--model", default="hello_small", metavar="NAME_OR_PATH",
+                        help="bundled name, model directory or Lightning .ckpt (default: hello_small)")
     parser.add_argument("--format", choices=("onnx", "torchscript"), default="onnx",
                         help="onnx (for onnxruntime, default) or torchscript")
     parser.add_argument("--out", required=True, metavar="FILE",

@@ -7,7 +7,7 @@ shards the file list over processes, so::
 
     trainer = Trainer(strategy="ddp", accelerator="gpu", devices=8, num_nodes=4,
                       callbacks=[DetectionWriter("detections/")])
-    trainer.predict(DetectionModule("hello"), datamodule=DetectionDataModule(files), return_predictions=False)
+    trainer.predict(DetectionModule("hello_small"), datamodule=DetectionDataModule(files), return_predictions=False)
 
 spreads detection over 32 GPUs without new code; each rank writes ``detections/rank<R>.csv`` and
 :func:`merge_rank_files` joins them in input order.
@@ -69,7 +69,7 @@ class DetectionModule(L.LightningModule):
     ``{"index", "path", "duration", "error", "events": [{"start", "end", "peak", "score"}, ...]}``
     (plain containers, which Lightning can move and gather; :func:`record_to_result` reads them)."""
 
-    def __init__(self, model: str = "hello", threshold: float | None = None,
+    def __init__(self, model: str = "hello_small", threshold: float | None = None,
                  chunk_seconds: float = DEFAULT_CHUNK_SECONDS):
         super().__init__()
         from speechconv.pretrained import load_pretrained

@@ -35,7 +35,7 @@ class _Probabilities(torch.nn.Module):
         self.head = head
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(frames))
+        return torch.sigmoid(self.head(frames) / self.head.temperature)
 
 
 def export_head_onnx(head: torch.nn.Module, path: str | os.PathLike[str], opset: int = OPSET) -> None:

@@ -3,7 +3,10 @@
 Per frame: layer norm, a 1x1 convolution to ``width`` channels, one residual convolution over ``kernel``
 frames (9 frames = 180 ms), and a 1x1 convolution to one logit. Trained with the max-pooling loss (the
 clip's label against its highest frame), so the frames around the keyword learn to fire, and run over a
-whole recording's frames as they are: its score curve has one value per 20 ms.
+whole recording's frames as they are: its score curve has one value per 20 ms. Scores are
+``sigmoid(logit / temperature)``: a trained head's logits on real speech reach 12 and more, where sigmoid
+saturates in float32, so a temperature above 1 keeps thresholds near the top apart (it does not change
+the order of the scores).
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ from speechconv.blocks.functional import AxisGeometry, receptive_field
 
 
 class WhisperKeywordHead(nn.Module):
-    def __init__(self, dim: int = 384, width: int = 128, kernel: int = 9, dropout: float = 0.2):
+    def __init__(self, dim: int = 384, width: int = 128, kernel: int = 9, dropout: float = 0.2,
+                 temperature: float = 1.0):
         super().__init__()
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = float(temperature)
         if kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (centred frames), got {kernel}")
         self.dim, self.width, self.kernel, self.dropout_p = dim, width, kernel, dropout
@@ -29,7 +36,8 @@ class WhisperKeywordHead(nn.Module):
 
     @property
     def config(self) -> dict:
-        return {"dim": self.dim, "width": self.width, "kernel": self.kernel, "dropout": self.dropout_p}
+        return {"dim": self.dim, "width": self.width, "kernel": self.kernel, "dropout": self.dropout_p,
+                "temperature": self.temperature}
 
     @property
     def receptive_frames(self) -> int:
@@ -55,7 +63,7 @@ class WhisperKeywordHead(nn.Module):
         for start in range(0, len(frames), block):
             lo = max(0, start - context)
             piece = frames[lo: start + block + context][None]
-            scores.append(torch.sigmoid(self(piece))[0, start - lo: start - lo + block])
+            scores.append(torch.sigmoid(self(piece) / self.temperature)[0, start - lo: start - lo + block])
         self.train(was_training)
         return torch.cat(scores) if scores else torch.zeros(0)
 

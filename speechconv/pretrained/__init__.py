@@ -32,7 +32,8 @@ CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "model.safetensors"
 ONNX_FILE = "model.onnx"
 CARD_FILE = "README.md"
-DEFAULT_MODEL = "hello"
+DEFAULT_MODEL = "hello"  # a whisper-head model (speechconv.runtime.whisper_engine): detect, listen, evaluate
+SMALL_MODEL = "hello_small"  # the bundled KeywordSpotter (TC-ResNet8): what the PyTorch tools load by default
 REQUIRED_KEYS = ("frontend", "model", "labels")
 
 
@@ -190,7 +191,7 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     raise ConfigError(f"{text}: no such model directory or file")
 
 
-def load_pretrained(name_or_path: str | os.PathLike[str] = DEFAULT_MODEL, device: str | torch.device = "cpu",
+def load_pretrained(name_or_path: str | os.PathLike[str] = SMALL_MODEL, device: str | torch.device = "cpu",
                     fold_bn: bool = False):
     """Load a :class:`~speechconv.streaming.KeywordSpotter` (eval mode) from a directory, name or ``.ckpt``.
 
@@ -219,7 +220,12 @@ def _load_directory(path: Path):
     for needed in (config_path, weights_path):
         if not needed.is_file():
             raise ConfigError(f"{path}: not a pretrained model directory ({needed.name} is missing)")
-    spotter = build_spotter(read_yaml(config_path), str(config_path))
+    config = read_yaml(config_path)
+    frontend = config.get("frontend") if isinstance(config, dict) else None
+    if isinstance(frontend, dict) and frontend.get("name") == "whisper":
+        raise ConfigError(f"{path}: a keyword head on Whisper's encoder, not a KeywordSpotter: detect, listen and "
+                          f"evaluate run it; for the PyTorch tools use a KeywordSpotter such as '{SMALL_MODEL}'")
+    spotter = build_spotter(config, str(config_path))
     # Read the bytes here: safetensors reports an unreadable file as "No such file or directory".
     try:
         data = weights_path.read_bytes()
@@ -311,6 +317,7 @@ __all__ = [
     "CARD_FILE",
     "CONFIG_FILE",
     "DEFAULT_MODEL",
+    "SMALL_MODEL",
     "WEIGHTS_FILE",
     "build_spotter",
     "default_model_available",
