@@ -151,7 +151,7 @@ def test_train_keyword_ensemble_trains_members_with_their_seeds_and_packages_the
     out = tmp_path / "toaster"
     cmd = [sys.executable, "-m", "speechconv.cli.main", "train-keyword", "hey toaster", "--out", str(out),
            "--positives", "24", "--negatives", "24", "--engines", "espeak,flite", "--minutes", "0.1", "--quiet",
-           "--seed", "3", "--ensemble", "2"]
+           "--seed", "3", "--ensemble", "2", "--representation", "spectrogram"]
     result = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ, HOME=str(tmp_path)), capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -60,14 +60,15 @@ def test_readme_custom_keyword_commands_run_verbatim(tmp_path):
 
     result = run(speechconv_argv(train) + TINY, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    packaged = {"config.yaml", "model.safetensors", "model.onnx", "README.md", "train.yaml"}
+    packaged = {"config.yaml", "model.safetensors", "model.onnx", "README.md"}
     assert packaged <= {p.name for p in out.iterdir()}
     card = (out / "README.md").read_text()
-    assert f'"{phrase}"' in card and "synthetic voices" in card
+    assert f'"{phrase}"' in card and "synthetic voices" in card and "Whisper" in card
     results = json.loads((out / "work" / "eval" / "results.json").read_text())
     assert results["keyword"] == phrase and 0 <= results["chosen"]["threshold"] <= 1
+    assert results["representation"] == "whisper"
     assert (out / "work" / "eval" / "det.png").stat().st_size > 0
-    assert "epoch" in result.stderr and "left" in result.stderr  # the progress line with the time left
+    assert "encoded augmented pass 3/3" in result.stderr and "whisper head epoch 7" in result.stderr
 
     # A synthesised sentence with the keyword in it, where the README's detect command expects its input.
     recording = shlex.split(detect)[-1]
@@ -77,7 +78,7 @@ def test_readme_custom_keyword_commands_run_verbatim(tmp_path):
     assert result.returncode == 0, result.stderr
     labels = (tmp_path / "labels.txt").read_text()
     assert phrase in labels and "keyword" not in labels
-    # the packaged model.onnx gives the same labels on the onnxruntime engine (no PyTorch needed)
+    # the whisper engine needs no PyTorch: the same labels whatever --engine says
     result = run(speechconv_argv(detect) + ["--threshold", "0", "--engine", "onnx"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "labels.txt").read_text() == labels
@@ -87,6 +88,33 @@ def test_readme_custom_keyword_commands_run_verbatim(tmp_path):
     assert again.returncode == 1 and "--resume" in again.stderr
     resumed = run(speechconv_argv(train) + TINY + ["--resume"], tmp_path)
     assert resumed.returncode == 0 and resumed.stderr.count("done before; skipping") == 5
+
+
+@needs_tts
+def test_spectrogram_representation_trains_a_streaming_model(tmp_path):
+    out = tmp_path / "model"
+    argv = [sys.executable, "-m", "speechconv.cli.main", "train-keyword", "hey toaster", "--out", str(out), *TINY,
+            "--representation", "spectrogram"]
+    result = run(argv, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {"config.yaml", "model.safetensors", "model.onnx", "README.md", "train.yaml"} <= {p.name for p in
+                                                                                              out.iterdir()}
+    assert "epoch" in result.stderr and "left" in result.stderr  # the progress line with the time left
+    assert json.loads((out / "work" / "eval" / "results.json").read_text())["representation"] == "spectrogram"
+    card = (out / "README.md").read_text()
+    assert "tc_resnet" in card and "Whisper" in card  # the card points to the better representation
+    wav = tmp_path / "speech.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "well, hey toaster, what time is it"], check=True)
+    torch_run = run(speechconv_argv(f"speechconv detect --model {out} {wav} --threshold 0"), tmp_path)
+    onnx_run = run(speechconv_argv(f"speechconv detect --model {out} {wav} --threshold 0 --engine onnx"), tmp_path)
+    assert torch_run.returncode == onnx_run.returncode == 0 and torch_run.stdout.count("\n") >= 2
+    assert torch_run.stdout.count("\n") == onnx_run.stdout.count("\n")
+
+
+def test_whisper_representation_has_no_ensemble(tmp_path):
+    result = run([sys.executable, "-m", "speechconv.cli.main", "train-keyword", "hey", "--out", str(tmp_path / "m"),
+                  "--ensemble", "2"], tmp_path)
+    assert result.returncode == 1 and "--ensemble needs --representation spectrogram" in result.stderr
 
 
 def test_out_folder_that_holds_something_else_is_refused(tmp_path):

@@ -8,7 +8,10 @@ Stages, each re-runnable on its own (``--stage``) and each reading what the earl
 2. ``prepare``: voices held out for dev (:mod:`.splits`); generated noise (:mod:`speechconv.data.noise_gen`)
    plus any ``--noise-from`` files; ``--negatives-from`` recordings cut in 2 s training negatives, a
    fifth of the files held out to count false alarms; train/dev manifests.
-3. ``train``: the recipe template (``template.yaml``) filled in and written to ``OUT/train.yaml``; the
+3. ``train``: with ``representation="whisper"`` (the default), WHISPER_PASSES augmented passes over the
+   training clips (the template's augmentation) encoded by Whisper's encoder, once, and a keyword head
+   trained on the frames (:mod:`speechconv.training.whisper_head`; ``OUT/work/whisper/``). With
+   ``"spectrogram"``, the recipe template (``template.yaml``) filled in and written to ``OUT/train.yaml``; the
    number of epochs is chosen from a short throughput probe so that training fits ``--minutes``;
    ``speechconv train fit --config OUT/train.yaml`` (``--resume`` continues from ``last.ckpt``). With
    ``--ensemble N``, N models with seeds ``seed .. seed + N - 1``, each with the whole budget
@@ -17,8 +20,8 @@ Stages, each re-runnable on its own (``--stage``) and each reading what the earl
 4. ``evaluate``: a stream of the held-out voices' keywords among held-out negatives over held-out
    noise, plus the held-out real negatives; FRR against false alarms per hour, the threshold for
    ``--target-fa`` false alarms per hour, a DET PNG, and the word-bracket calibration of the detector.
-5. ``package``: ``OUT/config.yaml``, ``OUT/model.safetensors``, ``OUT/model.onnx`` (for the onnxruntime
-   engine) and the model card ``OUT/README.md`` (:mod:`.card`).
+5. ``package``: ``OUT/config.yaml``, ``OUT/model.safetensors``, ``OUT/model.onnx`` (the head, or the
+   spectrogram model's streaming step, for onnxruntime) and the model card ``OUT/README.md`` (:mod:`.card`).
 
 One module for the run on purpose (about 470 lines): the stages share the run's folders, markers and
 options through :class:`KeywordRun`; the split, the card and the template live beside it.
@@ -50,6 +53,15 @@ from speechconv.training.keyword_recipe.splits import (
 )
 
 STAGES = ("synth", "prepare", "train", "evaluate", "package")
+REPRESENTATIONS = ("whisper", "spectrogram")
+#: Augmented passes over the training clips that the whisper representation encodes, and the head's epochs
+#: over them: the settings of recipes/wakeword_benchmark's ``whisper`` stage.
+WHISPER_PASSES = 3
+WHISPER_HEAD_EPOCHS = 8
+#: Scores are sigmoid(logit / WHISPER_TEMPERATURE): trained heads reach logits of 12 on real speech, where
+#: sigmoid saturates and thresholds near 1 cannot be told apart (recipes/hello chose 4 the same way).
+WHISPER_TEMPERATURE = 4.0
+WHISPER_DETECTOR = {"threshold": 0.5, "smoothing_frames": 1, "merge_seconds": 0.3, "refractory_seconds": 1.0}
 TEMPLATE = Path(__file__).with_name("template.yaml")
 SAMPLE_RATE = 16000
 MAX_KEYWORD_SECONDS = 1.45  # training windows are 1.5 s
@@ -86,6 +98,7 @@ class Options:
     ensemble: int = 1
     resume: bool = False
     quiet: bool = False
+    representation: str = "whisper"
 
 
 def log(message: str) -> None:
@@ -254,6 +267,9 @@ class KeywordRun:
 
     def stage_train(self) -> None:
         self.need("prepare")
+        if self.o.representation == "whisper":
+            self.train_whisper()
+            return
         members = self.members()  # each trains for --minutes: members trained fewer epochs miss more real keywords
         for i, (seed, run_dir, config) in enumerate(members):
             what = f"member {i + 1}/{len(members)} (seed {seed}): " if len(members) > 1 else ""
@@ -274,6 +290,70 @@ class KeywordRun:
                 raise TrainKeywordError(f"training stopped (exit status {code}); add --resume to continue it")
             self.mark(f"train_member{i}", {"config": str(config), "seed": seed})
         self.mark("train", {"configs": [str(config) for _, _, config in members]})
+
+    @property
+    def whisper_dir(self) -> Path:
+        return self.work / "whisper"
+
+    def train_whisper(self) -> None:
+        """WHISPER_PASSES augmented passes encoded (each cached, so a stopped run resumes by pass), a head
+        trained on them (:mod:`speechconv.training.whisper_head`)."""
+        import torch
+
+        from speechconv.frontends.whisper import WhisperEncoder
+        from speechconv.training.datamodules import AudioManifestDataModule
+        from speechconv.training.whisper_head import embed_clips, train_head
+
+        data = dict(self.fill_template()["data"]["init_args"])
+        data.update(num_workers=0, batch_size=20)
+        dataset = AudioManifestDataModule(**data)._dataset("train")
+        encoder = WhisperEncoder(threads=min(2, os.cpu_count() or 1))
+        xs, ys = [], []
+        for epoch in range(WHISPER_PASSES):
+            path = self.whisper_dir / f"pass{epoch}.npz"
+            if not path.is_file():
+                started = time.monotonic()
+                arrays = embed_clips(encoder, dataset, epoch, workers=min(2, os.cpu_count() or 1))
+                self.whisper_dir.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.stem}.tmp.npz")
+                np.savez(tmp, **arrays)
+                os.replace(tmp, path)
+                log(f"train: encoded augmented pass {epoch + 1}/{WHISPER_PASSES} ({len(arrays['y'])} clips) in "
+                    f"{_duration(time.monotonic() - started)}")
+            with np.load(path) as arrays:
+                xs.append(arrays["x"])
+                ys.append(arrays["y"])
+        frames, labels = torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+        head = train_head(frames, labels, epochs=WHISPER_HEAD_EPOCHS, seed=self.o.seed,
+                          batch_size=min(128, len(frames)), log=lambda m: log(f"train: {m}"))
+        tmp = self.whisper_dir / ".head.tmp.pt"
+        torch.save({"config": head.config, "state_dict": head.state_dict()}, tmp)
+        os.replace(tmp, self.whisper_dir / "head.pt")
+        self.mark("train", {"head": str(self.whisper_dir / "head.pt"), "clips": len(frames)})
+
+    def whisper_head(self):
+        import torch
+
+        from speechconv.models.whisper_head import WhisperKeywordHead
+
+        saved = torch.load(self.whisper_dir / "head.pt", map_location="cpu", weights_only=True)
+        head = WhisperKeywordHead(**{**saved["config"], "temperature": WHISPER_TEMPERATURE})
+        head.load_state_dict(saved["state_dict"])
+        return head.eval()
+
+    def scoring_model(self, checkpoints: list[Path]):
+        """What the evaluate stage scores with: the whisper head as a model directory under ``work``, or the
+        spectrogram model (batch norms folded)."""
+        if self.o.representation == "whisper":
+            from speechconv.export.whisper_head import save_whisper_model
+            from speechconv.runtime.whisper_engine import WhisperModel
+
+            folder = save_whisper_model(self.whisper_head(), self.whisper_dir / "model", self.label,
+                                        WHISPER_DETECTOR, "Draft of the evaluate stage.\n")
+            return WhisperModel(folder, threads=min(2, os.cpu_count() or 1))
+        from speechconv.blocks.fuse import fold_batch_norm
+
+        return fold_batch_norm(self.spotter(checkpoints).eval())  # inference only
 
     def fill_template(self, seed: int | None = None, run_dir: Path | None = None) -> dict:
         noise = json.loads((self.manifests / "noise.json").read_text())
@@ -324,13 +404,13 @@ class KeywordRun:
 
     def stage_evaluate(self) -> None:
         self.need("train")
-        from speechconv.blocks.fuse import fold_batch_norm
         from speechconv.data.evalstream import build_eval_stream
         from speechconv.evaluation import kws
         from speechconv.evaluation.streams import load_stream
 
-        checkpoints = self.checkpoints()
-        spotter = fold_batch_norm(self.spotter(checkpoints).eval())  # inference only
+        whisper = self.o.representation == "whisper"
+        checkpoints = [self.whisper_dir / "head.pt"] if whisper else self.checkpoints()
+        spotter = self.scoring_model(checkpoints)
         noise = json.loads((self.manifests / "noise.json").read_text())
         real_eval = json.loads((self.manifests / "real_eval.json").read_text())
         dev = read_manifest(self.manifests / "dev.jsonl")
@@ -369,6 +449,7 @@ class KeywordRun:
         bracket = stream_bracket(streams[0], chosen, options, self.label)
         results = {
             "keyword": self.label,
+            "representation": self.o.representation,
             "checkpoint": str(checkpoints[0]),
             "checkpoints": [str(c) for c in checkpoints],
             "target_fa_per_hour": self.o.target_fa,
@@ -396,16 +477,32 @@ class KeywordRun:
         from speechconv.pretrained import save_pretrained
 
         results = json.loads((self.eval_dir / "results.json").read_text())
+        prepare = json.loads(self.marker("prepare").read_text())
+        synth = json.loads(self.marker("synth").read_text())
+        if self.o.representation == "whisper":
+            self.package_whisper(results, prepare, synth)
+            return
         spotter = self.spotter([Path(c) for c in results.get("checkpoints", [results["checkpoint"]])])
         spotter.detector.clear()
         spotter.detector.update(results["detector"])
         if results["bracket"]:
             spotter.detector.update(results["bracket"])
-        prepare = json.loads(self.marker("prepare").read_text())
-        synth = json.loads(self.marker("synth").read_text())
         from speechconv.training.keyword_recipe.card import model_card
 
         save_pretrained(spotter, self.out, model_card(spotter, results, prepare, synth, self.o), onnx=True)
+        size = sum((self.out / name).stat().st_size
+                   for name in ("config.yaml", "model.safetensors", "model.onnx", "README.md"))
+        self.mark("package", {"bytes": size})
+        log(f"package: {self.out} ({size / 1024:.0f} KiB). Use it: speechconv detect --model {self.out} FILE")
+
+    def package_whisper(self, results: dict, prepare: dict, synth: dict) -> None:
+        from speechconv.export.whisper_head import save_whisper_model
+        from speechconv.training.keyword_recipe.card import whisper_model_card
+
+        detector = dict(results["detector"]) | (results["bracket"] or {})
+        head = self.whisper_head()
+        save_whisper_model(head, self.out, self.label, detector,
+                           whisper_model_card(head, detector, results, prepare, synth, self.o))
         size = sum((self.out / name).stat().st_size
                    for name in ("config.yaml", "model.safetensors", "model.onnx", "README.md"))
         self.mark("package", {"bytes": size})
