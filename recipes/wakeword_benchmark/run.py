@@ -963,8 +963,7 @@ def stage_whisper(args) -> None:
     learned on real speech: the variant's training clips and augmentation (TTS positives only, as always),
     WHISPER_PASSES augmented passes encoded once, one head per seed of ``--seeds`` trained on the frames
     (:mod:`speechconv.training.whisper_head`), both streams scored. With ``--whisper-live`` the heads also
-    score frames encoded as a live stream can have them (WHISPER_LIVE). Needs ``pip install
-    "speechconv[whisper]"``."""
+    score frames encoded as a live stream can have them (WHISPER_LIVE)."""
     import dataclasses
 
     import torch
