@@ -3,8 +3,8 @@
 * ``speechconv detect`` without ``--model`` (the bundled default, ``hello``: a keyword head on Whisper's
   encoder) finds every "hello" of the bundled example within 0.5 s of its ground-truth span and reports
   nothing else (``listen``'s live pieces: at least 3 of the 4 at its live threshold, all 4 at 0.9); so does
-  ``hello_small`` (TC-ResNet8;
-  how closely ``start`` and ``end`` bracket each word is tested in ``test_word_bracket.py``);
+  ``hello_small`` (TC-ResNet8; how closely ``start`` and ``end`` bracket each word is tested in
+  ``test_word_bracket.py``);
 * each model file is at most 1 MB, weights are safetensors (no pickle), configs build the models, and the
   example is 16 kHz mono PCM_16.
 """
@@ -177,3 +177,24 @@ def test_saved_model_round_trips_and_inference_folds_a_copy(tmp_path):
     wave = torch.randn(16000) * 0.1
     with torch.no_grad():
         assert torch.allclose(engine.spotter(wave[None]), again(wave[None]), atol=1e-5)
+
+
+def test_listen_command_runs_the_default_model_on_live_pieces(monkeypatch, capsys):
+    """``speechconv listen`` (a fake microphone giving the example in 0.1 s blocks) uses the live pieces and
+    the model's live threshold; with --threshold 0.9 it reports the example's four hellos as they come."""
+    from speechconv.cli import listen as listen_cli
+    from speechconv.pretrained import read_yaml
+
+    wave, _ = sf.read(str(EXAMPLE_WAV), dtype="float32")
+
+    def fake_input(sample_rate, block_seconds, device):
+        size = int(sample_rate * block_seconds)
+        return [wave[i:i + size] for i in range(0, len(wave), size)]
+
+    monkeypatch.setattr(listen_cli, "open_input", fake_input)
+    live_threshold = read_yaml(MODEL_DIR / CONFIG_FILE)["live_detector"]["threshold"]
+    assert main(["listen"]) == 0
+    assert f"listening for 'hello' (threshold {live_threshold:g})" in capsys.readouterr().err
+    assert main(["listen", "--threshold", "0.9"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == len(ground_truth()), out.out
