@@ -268,8 +268,8 @@ def stage_whisper_evaluate(args, log, protocol) -> None:
         "frr_at": {f"{t:g}": (p.as_dict() if p else None) for t in (0.5, 1.0, 5.0) for p in [kws.frr_at(points, t)]},
     }
     # live frames (speechconv listen): their own threshold for the same target, on the same streams
-    real_live = dataclasses.replace(scored(negatives, bench._whisper_live_frames(frames_args, get_encoder,
-                                                                                negatives)[0]), keywords=[])
+    live_real_frames = bench._whisper_live_frames(frames_args, get_encoder, negatives)[0]
+    real_live = dataclasses.replace(scored(negatives, live_real_frames), keywords=[])
     synthetic_live_frames = bench._whisper_live_frames(synthetic_args, get_encoder, synthetic)[0]
     keyword_live = scored(synthetic, synthetic_live_frames)
     live_points = kws.sweep([keyword_live], [real_live], options, smoothing=SMOOTHING, thresholds=kws.DENSE_THRESHOLDS)
@@ -287,6 +287,9 @@ def stage_whisper_evaluate(args, log, protocol) -> None:
     }
     log(f"live frames: threshold for <= {TARGET_FA} FA/h: {kws.describe(live_chosen)}; at the files' threshold: "
         f"{kws.describe(at_file_threshold)}")
+    results["temperature_sweep"] = temperature_sweep(head, [(keyword_stream, real, synthetic_frames, real_frames),
+                                                            (keyword_live, real_live, synthetic_live_frames,
+                                                             live_real_frames)], options, log)
     results["benchmark_transfer"] = benchmark_transfer(args, bench, options)
     out = whisper_folder(args) / "eval" / head_path(args).stem
     out.mkdir(parents=True, exist_ok=True)
@@ -294,6 +297,33 @@ def stage_whisper_evaluate(args, log, protocol) -> None:
     kws.plot_det({"held-out synthetic voices vs real speech": points}, out / "det.png", {"default": chosen},
                  title="hello (whisper head): keywords of held-out TTS voices, false alarms on real speech")
     log(f"threshold for <= {TARGET_FA} FA/h on {real.duration_s / 3600:.2f} h of real speech: {kws.describe(chosen)}")
+
+
+def temperature_sweep(head, pairs: list, options: dict, log) -> dict:
+    """Synthetic hellos found at <= TARGET_FA FA/h for each temperature in (1, 2, 4, 8), files and live: how
+    TEMPERATURE was chosen (the order of the scores is the same; smoothing and the threshold grid are not)."""
+    import dataclasses
+
+    from speechconv.evaluation import kws
+
+    out: dict = {}
+    kept = head.temperature
+    for temperature in (1.0, 2.0, 4.0, 8.0):
+        head.temperature = temperature
+        row = {}
+        for mode, (keyword_stream, real, keyword_frames, real_frames) in zip(("files", "live"), pairs):
+            k = dataclasses.replace(keyword_stream, scores=head.score_frames(keyword_frames).numpy())
+            r = dataclasses.replace(real, scores=head.score_frames(real_frames).numpy())
+            point = kws.choose(kws.sweep([k], [r], options, smoothing=SMOOTHING, thresholds=kws.DENSE_THRESHOLDS),
+                               TARGET_FA)
+            row[mode] = point.as_dict()
+        out[f"{temperature:g}"] = row
+        log(f"temperature {temperature:g}: at <= {TARGET_FA} FA/h, hellos found: files "
+            f"{100 * (1 - row['files']['frr']):.1f}% (threshold {row['files']['threshold']:g}, smoothing "
+            f"{row['files']['smoothing_frames']}), live {100 * (1 - row['live']['frr']):.1f}% (threshold "
+            f"{row['live']['threshold']:g}, smoothing {row['live']['smoothing_frames']})")
+    head.temperature = kept
+    return out
 
 
 def benchmark_transfer(args, bench, options: dict) -> dict:
