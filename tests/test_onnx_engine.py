@@ -175,7 +175,7 @@ def test_evaluate_gives_the_same_table_on_both_engines_and_without_torch(tmp_pat
 
 
 def test_engine_choice_errors_are_one_line(tmp_path):
-    proc = run_cli("detect", "--engine", "torch", str(EXAMPLE), hide_torch=True)
+    proc = run_cli("detect", "--engine", "torch", "--model", "hello_small", str(EXAMPLE), hide_torch=True)
     assert proc.returncode == 1
     assert proc.stderr == ('speechconv: --engine torch needs PyTorch; pip install "speechconv[train]", '
                            "or use --engine onnx\n")

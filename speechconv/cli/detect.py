@@ -348,8 +348,10 @@ def _run(args: argparse.Namespace) -> int:
     from speechconv.detect.runner import choose_workers, fix_mmap_threshold, run_detection
     from speechconv.output_files import OutputError, write_output
     from speechconv.runtime import load_model, resolve_engine
+    from speechconv.runtime.engines import whisper_model_dir
 
-    engine = resolve_engine(args.engine)
+    name = resolve_model(args.model)
+    engine = "whisper" if whisper_model_dir(name) is not None else resolve_engine(args.engine)  # no torch import
     if plots:
         require_matplotlib()
     workers, lowered = choose_workers(args.workers, files, engine)
@@ -357,7 +359,6 @@ def _run(args: argparse.Namespace) -> int:
         report(lowered)
     fix_mmap_threshold()
     threads = share_cores(workers, engine)
-    name = resolve_model(args.model)
     spotter = load_model(name, engine, threads)
     threshold = args.threshold if args.threshold is not None else spotter.detector.get("threshold", 0.5)
     verify, _ = verify_from_args(args, spotter)  # stop before any output, not at the first file

@@ -139,9 +139,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--block-seconds must be > 0, got {args.block_seconds}")
     if open_input is microphone_blocks:
         import_sounddevice()  # before loading the model and saying we listen
-    engine = resolve_engine(args.engine)
+    from speechconv.runtime.engines import whisper_model_dir
+
+    name = resolve_model(args.model)
+    engine = "whisper" if whisper_model_dir(name) is not None else resolve_engine(args.engine)  # no torch import
     threads = use_one_thread_unless_configured(engine)
-    spotter = load_model(resolve_model(args.model), engine, threads, live=True)  # whisper: short pieces
+    spotter = load_model(name, engine, threads, live=True)  # whisper: short pieces
     detector = make_detector(spotter, {"threshold": args.threshold})
     verify, search = verify_from_args(args, spotter)
     verifier = None
