@@ -199,7 +199,6 @@ def stage_verify(args) -> None:
 
 
 def stage_package(args) -> None:
-    import shutil
 
     from speechconv.pretrained import load_pretrained, save_pretrained
 
@@ -211,15 +210,7 @@ def stage_package(args) -> None:
     spotter.detector.update(results.get("bracket") or {})
     card = model_card(spotter, results, args)
     save_pretrained(spotter, args.out, card, onnx=True)
-    figures = HERE / "results" / "small"
-    figures.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.work / "eval" / "det.png", figures / "det.png")
-    (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    sizes = {p.name: p.stat().st_size for p in Path(args.out).iterdir() if p.is_file()}
-    log(f"packaged {args.out} ({sum(sizes.values()) / 1024:.0f} KiB)")
-    for name in ("model.safetensors", "model.onnx"):
-        if sizes[name] > 1_000_000:
-            raise SystemExit(f"{args.out}/{name} is {sizes[name]} bytes, over the 1 MB budget")
+    whisper_head.publish(args.out, args.work / "eval" / "det.png", HERE / "results" / "small", results, log)
 
 
 def benchmark_table(work: Path) -> str:
@@ -253,12 +244,6 @@ def model_card(spotter, results: dict, args) -> str:
         "fa": f"{chosen['false_alarms']}",
         "real_hours": f"{results['real_negative_hours']:.2f}",
         "synthetic_fa": str(results["synthetic_stream_false_alarms"]),
-        "live_threshold": f"{results['live']['chosen']['threshold']:g}",
-        "live_smoothing": str(results["live"]["chosen"]["smoothing_frames"]),
-        "live_found": f"{100 * (1 - results['live']['chosen']['frr']):.1f}%",
-        "live_fa": str(results["live"]["chosen"]["false_alarms"]),
-        "live_at_file_found": f"{100 * (1 - results['live']['at_file_threshold']['frr']):.1f}%",
-        "live_at_file_fa": str(results["live"]["at_file_threshold"]["false_alarms"]),
         "synthetic_hours": f"{results['synthetic_stream_hours']:.2f}",
         "rows": rows.rstrip("\n"),
         "data": data.removeprefix("## Data").strip(),

@@ -378,7 +378,6 @@ def benchmark_transfer(args, bench, options: dict) -> dict:
 
 
 def stage_whisper_package(args, log, card) -> None:
-    import shutil
 
     from speechconv.export.whisper_head import save_whisper_model
 
@@ -393,12 +392,18 @@ def stage_whisper_package(args, log, card) -> None:
     head = load_head(args)
     save_whisper_model(head, args.out, KEYWORD, detector, card(head, detector, results),
                        live_detector=live_detector)
-    figures = HERE / "results"
-    figures.mkdir(exist_ok=True)
-    shutil.copyfile(eval_dir / "det.png", figures / "det.png")
+    publish(args.out, eval_dir / "det.png", HERE / "results", results, log)
+
+
+def publish(out: Path, det_png: Path, figures: Path, results: dict, log) -> None:
+    """A packaged model's DET curve and numbers into the recipe's ``results/``; each model file within 1 MB."""
+    import shutil
+
+    figures.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(det_png, figures / "det.png")
     (figures / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    sizes = {p.name: p.stat().st_size for p in Path(args.out).iterdir() if p.is_file()}
-    log(f"packaged {args.out} ({sum(sizes.values()) / 1024:.0f} KiB)")
+    sizes = {p.name: p.stat().st_size for p in Path(out).iterdir() if p.is_file()}
+    log(f"packaged {out} ({sum(sizes.values()) / 1024:.0f} KiB)")
     for name in ("model.safetensors", "model.onnx"):
         if sizes[name] > 1_000_000:
-            raise SystemExit(f"{args.out}/{name} is {sizes[name]} bytes, over the 1 MB budget")
+            raise SystemExit(f"{out}/{name} is {sizes[name]} bytes, over the 1 MB budget")
