@@ -300,8 +300,9 @@ def train_keyword(args, keyword: str, spec: dict, seed: int) -> None:
         extra += ["--negatives-from", str(link_folder(args.work / "real" / "negatives_links", speech))]
         train_noise, _ = protocol.noise_files(args.shared)
         extra += ["--noise-from", str(link_folder(args.work / "real" / "noise_links", train_noise))]
+    representation = options.get("representation", "spectrogram")  # the rows before whisper became the default
     speechconv("train-keyword", text, "--out", str(out), "--minutes", str(options.get("minutes", 30)),
-               "--seed", str(seed), "--resume", "--quiet", *extra)
+               "--seed", str(seed), "--resume", "--quiet", "--representation", representation, *extra)
 
 
 def stage_train(args) -> None:
@@ -514,11 +515,17 @@ def evaluate_seed(args, keyword: str, seed: int, write: bool = True):
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import load_stream
     from speechconv.pretrained import load_pretrained
+    from speechconv.runtime.engines import whisper_model_dir
 
     folder = seed_dir(args, keyword, seed)
     is_model = "train_keyword" in variants()[args.variant]
     ckpt = seed_model(args, keyword, seed)
-    spotter = load_pretrained(ckpt, fold_bn=True)
+    if is_model and whisper_model_dir(ckpt) is not None:  # train-keyword --representation whisper
+        from speechconv.runtime import load_model
+
+        spotter = load_model(ckpt, threads=2)
+    else:
+        spotter = load_pretrained(ckpt, fold_bn=True)
     out = folder / "eval"
     cache = out / (f"cache_model_{(ckpt / 'model.safetensors').stat().st_mtime_ns}" if is_model
                    else f"cache_{ckpt.stem}")
