@@ -110,7 +110,7 @@ def test_head_scorer_pieces_equal_one_pass(model_dir):
     for size in [1, 2, 3, 100, 0, 7, 300, 110]:
         parts.append(scorer.push(frames[start:start + size]))
         start += size
-    parts.append(scorer.push(None, final=True))
+    parts.append(scorer.finish())
     np.testing.assert_allclose(np.concatenate(parts), head.score_frames(torch.from_numpy(frames)).numpy(), atol=2e-6)
 
 

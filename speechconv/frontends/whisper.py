@@ -13,7 +13,9 @@ keywords over these frames hears real speakers (recipes/wakeword_benchmark, stag
 * :func:`pack_clips` / :func:`unpack_clips` put fixed-length clips side by side into 30 s windows (the only
   input length the encoder was trained on) and take each clip's frames back out.
 * :func:`stream_frames` encodes a long recording in 30 s windows that overlap by ``2 * context_seconds``
-  and keeps each window's middle, so every frame has heard at least that much audio on either side.
+  and keeps each window's middle, so every frame has heard at least that much audio on either side;
+  :func:`live_frames` encodes short pieces instead. :class:`WindowFrames` and :class:`LiveFrames` compute
+  both as audio arrives (what the whisper engine streams); the offline functions feed them everything.
 """
 
 from __future__ import annotations
@@ -159,44 +161,120 @@ def unpack_clips(frames: np.ndarray, count: int, clip_samples: int) -> np.ndarra
     return frames[: count * per_clip].reshape(count, per_clip, frames.shape[-1])
 
 
+def window_geometry(context_seconds: float) -> tuple[int, int]:
+    """``(context frames, hop in samples)`` of 30 s windows that overlap by ``2 * context_seconds``."""
+    context = int(round(context_seconds * SAMPLE_RATE / FRAME_SAMPLES))
+    hop = WINDOW_SAMPLES - 2 * context * FRAME_SAMPLES
+    if hop <= 0:
+        raise ConfigError(f"context_seconds {context_seconds} leaves no window in the middle of {WINDOW_SECONDS:g} s")
+    return context, hop
+
+
 def window_starts(total_samples: int, context_seconds: float = 1.0) -> list[int]:
     """First samples of the 30 s windows that cover a recording, each ``2 * context_seconds`` before the
     previous window's end."""
-    context = int(round(context_seconds * SAMPLE_RATE / FRAME_SAMPLES)) * FRAME_SAMPLES
-    hop = WINDOW_SAMPLES - 2 * context
-    if hop <= 0:
-        raise ConfigError(f"context_seconds {context_seconds} leaves no window in the middle of {WINDOW_SECONDS:g} s")
+    _, hop = window_geometry(context_seconds)
     starts = [0]
     while starts[-1] + WINDOW_SAMPLES < total_samples:
         starts.append(starts[-1] + hop)
     return starts
 
 
-def stream_frames(encoder, audio, context_seconds: float = 1.0,
-                  progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """Encoder frames of a whole recording: ``(times [T], frames [T, D])``, one frame per 20 ms, timed at
-    the middle of its 20 ms. Windows overlap by ``2 * context_seconds``; each keeps the frames from
-    ``context_seconds`` after its start to as long before its end (the first from 0, the last to the end),
-    so the frames are the same whatever comes after the recording's end."""
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    context = int(round(context_seconds * SAMPLE_RATE / FRAME_SAMPLES))
-    starts = window_starts(len(audio), context_seconds)
-    total = math.ceil(len(audio) / FRAME_SAMPLES)
-    pieces = []
-    for index, start in enumerate(starts):
+class WindowFrames:
+    """:func:`~speechconv.frontends.stream_frames` as audio arrives: ``push(samples)`` gives the frames
+    of every window known not to be the last, ``finish()`` those of the last."""
+
+    def __init__(self, encoder, context_seconds: float):
+        self.encoder = encoder
+        self.context, self.hop = window_geometry(context_seconds)
+        self._audio = np.zeros(0, dtype=np.float32)  # from the next window's start
+        self._windows = 0
+        self._samples = 0
+
+    def _encode(self, final: bool) -> np.ndarray:
         window = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
-        segment = audio[start: start + WINDOW_SAMPLES]
+        segment = self._audio[: WINDOW_SAMPLES]
         window[: len(segment)] = segment
-        frames = encoder.encode(window[None])[0]
-        first_frame = start // FRAME_SAMPLES
-        keep_from = 0 if index == 0 else context
-        keep_to = min(WINDOW_FRAMES - context if index < len(starts) - 1 else WINDOW_FRAMES, total - first_frame)
-        pieces.append(frames[keep_from:keep_to])
-        if progress is not None:
-            progress(index + 1, len(starts))
-    frames = np.concatenate(pieces)
-    times = (np.arange(len(frames)) + 0.5) * FRAME_SECONDS
-    return times, frames
+        frames = self.encoder.encode(window[None])[0]
+        keep_from = 0 if self._windows == 0 else self.context
+        if final:
+            keep_to = math.ceil(len(self._audio) / FRAME_SAMPLES)
+        else:
+            keep_to = WINDOW_FRAMES - self.context
+        self._windows += 1
+        return frames[keep_from:keep_to]
+
+    def push(self, samples: np.ndarray) -> list[np.ndarray]:
+        self._audio = np.concatenate([self._audio, samples])
+        self._samples += len(samples)
+        out = []
+        while len(self._audio) > WINDOW_SAMPLES:  # more audio after this window: not the last
+            out.append(self._encode(final=False))
+            self._audio = self._audio[self.hop:]
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        if self._samples == 0:
+            return []
+        frames = self._encode(final=True)
+        self._audio = np.zeros(0, dtype=np.float32)
+        return [frames]
+
+
+class LiveFrames:
+    """:func:`~speechconv.frontends.live_frames` as audio arrives."""
+
+    def __init__(self, encoder, left_seconds: float, right_seconds: float, hop_seconds: float):
+        per_second = SAMPLE_RATE // FRAME_SAMPLES
+        self.left, self.right, self.hop = (int(round(v * per_second)) for v in (left_seconds, right_seconds,
+                                                                                hop_seconds))
+        if self.hop <= 0 or min(self.left, self.right) < 0 or self.left + self.hop + self.right > WINDOW_FRAMES:
+            raise ConfigError(f"live frames need a hop > 0 and left + hop + right <= {WINDOW_SECONDS:g} s")
+        self.encoder = encoder
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._offset = 0  # frame index of self._audio[0]
+        self._next = 0  # first frame of the next hop
+
+    def _piece(self, end: int) -> np.ndarray:
+        start = max(0, self._next - self.left)
+        size = FRAME_SAMPLES
+        audio = self._audio[(start - self._offset) * size: (end - self._offset) * size]
+        frames = self.encoder.encode_short(audio)
+        out = frames[self._next - start: self._next - start + self.hop]
+        self._next += self.hop
+        drop = max(0, self._next - self.left) - self._offset  # audio no later piece needs
+        self._audio, self._offset = self._audio[drop * FRAME_SAMPLES:], self._offset + drop
+        return out
+
+    def push(self, samples: np.ndarray) -> list[np.ndarray]:
+        self._audio = np.concatenate([self._audio, samples])
+        out = []
+        while (len(self._audio) // FRAME_SAMPLES + self._offset) >= self._next + self.hop + self.right:
+            out.append(self._piece(self._next + self.hop + self.right))
+        return out
+
+    def finish(self) -> list[np.ndarray]:
+        total = self._offset + math.ceil(len(self._audio) / FRAME_SAMPLES)
+        self._audio = np.pad(self._audio, (0, (total - self._offset) * FRAME_SAMPLES - len(self._audio)))
+        out = []
+        while self._next < total:
+            out.append(self._piece(min(total, self._next + self.hop + self.right)))
+        return out
+
+
+def _all_frames(frames_of, encoder, audio) -> tuple[np.ndarray, np.ndarray]:
+    """``(times, frames)`` of a whole recording through a :class:`WindowFrames` or :class:`LiveFrames`."""
+    pieces = frames_of.push(np.asarray(audio, dtype=np.float32).reshape(-1)) + frames_of.finish()
+    frames = np.concatenate(pieces) if pieces else np.zeros((0, encoder.dim or 0), np.float32)
+    return (np.arange(len(frames)) + 0.5) * FRAME_SECONDS, frames
+
+
+def stream_frames(encoder, audio, context_seconds: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder frames of a whole recording: ``(times [T], frames [T, D])``, one frame per 20 ms, timed at
+    the middle of its 20 ms. Windows (:func:`window_starts`) overlap by ``2 * context_seconds``; each keeps the
+    frames from ``context_seconds`` after its start to as long before its end (the first from 0, the last to
+    the end), so the frames are the same whatever comes after the recording's end."""
+    return _all_frames(WindowFrames(encoder, context_seconds), encoder, audio)
 
 
 def live_frames(encoder, audio, left_seconds: float = 3.0, right_seconds: float = 0.5,
@@ -205,17 +283,4 @@ def live_frames(encoder, audio, left_seconds: float = 3.0, right_seconds: float 
     piece (``encoder.encode_short``, not padded to 30 s) that starts ``left_seconds`` before it and ends
     ``right_seconds`` after it (less at the recording's edges), so a frame is ready ``right_seconds`` after its
     audio, plus the encoding. Returns ``(times, frames)`` as :func:`stream_frames` does."""
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    per_second = SAMPLE_RATE // FRAME_SAMPLES
-    left, right, hop = (int(round(v * per_second)) for v in (left_seconds, right_seconds, hop_seconds))
-    if hop <= 0 or left < 0 or right < 0 or left + hop + right > WINDOW_FRAMES:
-        raise ConfigError(f"live frames need a hop > 0 and left + hop + right <= {WINDOW_SECONDS:g} s")
-    total = math.ceil(len(audio) / FRAME_SAMPLES)
-    audio = np.pad(audio, (0, total * FRAME_SAMPLES - len(audio)))
-    pieces = []
-    for first in range(0, total, hop):
-        start, end = max(0, first - left), min(total, first + hop + right)
-        frames = encoder.encode_short(audio[start * FRAME_SAMPLES: end * FRAME_SAMPLES])
-        pieces.append(frames[first - start: first - start + hop])
-    frames = np.concatenate(pieces) if pieces else np.zeros((0, encoder.dim or 0), np.float32)
-    return (np.arange(len(frames)) + 0.5) * FRAME_SECONDS, frames
+    return _all_frames(LiveFrames(encoder, left_seconds, right_seconds, hop_seconds), encoder, audio)

@@ -18,7 +18,6 @@ The head sees 9 neighbouring frames, so each score also waits for 4 frames (80 m
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -46,8 +45,8 @@ def is_whisper_model(path: str | os.PathLike[str]) -> bool:
 
 class HeadScorer:
     """The head over frames that arrive in pieces: ``push(frames)`` gives the scores of every frame whose
-    ``context`` right neighbours have arrived, ``push(..., final=True)`` the rest; the scores equal one pass
-    of the head over all the frames (its convolution pads with zeros at both ends)."""
+    ``context`` right neighbours have arrived, ``finish()`` the rest; the scores equal one pass of the head
+    over all the frames (its convolution pads with zeros at both ends)."""
 
     def __init__(self, session, context: int):
         self.session, self.context = session, context
@@ -55,106 +54,22 @@ class HeadScorer:
         self._frames: np.ndarray | None = None  # up to `context` scored frames, then the unscored ones
         self._scored_left = 0
 
-    def push(self, frames: np.ndarray | None, final: bool = False) -> np.ndarray:
-        if frames is None:
-            if self._frames is None:
-                return np.zeros(0, dtype=np.float32)
-            frames = self._frames[:0]
+    def push(self, frames: np.ndarray) -> np.ndarray:
         frames = np.asarray(frames, dtype=np.float32)
-        buffer = frames if self._frames is None else np.concatenate([self._frames, frames])
-        ready = len(buffer) if final else len(buffer) - self.context
+        self._frames = frames if self._frames is None else np.concatenate([self._frames, frames])
+        return self._score(len(self._frames) - self.context)
+
+    def finish(self) -> np.ndarray:
+        return self._score(len(self._frames)) if self._frames is not None else np.zeros(0, dtype=np.float32)
+
+    def _score(self, ready: int) -> np.ndarray:
+        """Scores of the buffered frames up to ``ready``; keeps ``context`` of them for the next call."""
         if ready <= self._scored_left:
-            self._frames = buffer
             return np.zeros(0, dtype=np.float32)
-        scores = self.session.run(None, {self.input: buffer[None]})[0][0]
-        out = scores[self._scored_left: ready]
+        scores = self.session.run(None, {self.input: self._frames[None]})[0][0]
+        out = scores[self._scored_left: ready].astype(np.float32)
         keep_from = max(0, ready - self.context)
-        self._frames, self._scored_left = buffer[keep_from:], ready - keep_from
-        return out.astype(np.float32)
-
-
-class WindowFrames:
-    """:func:`~speechconv.frontends.whisper.stream_frames` as audio arrives: ``push(samples)`` gives the frames
-    of every window known not to be the last, ``finish()`` those of the last."""
-
-    def __init__(self, encoder, context_seconds: float):
-        self.encoder = encoder
-        self.context = int(round(context_seconds * whisper.SAMPLE_RATE / whisper.FRAME_SAMPLES))
-        self.hop = whisper.WINDOW_SAMPLES - 2 * self.context * whisper.FRAME_SAMPLES
-        if self.hop <= 0:
-            raise ConfigError(f"context_seconds {context_seconds} leaves no window in the middle of 30 s")
-        self._audio = np.zeros(0, dtype=np.float32)  # from the next window's start
-        self._windows = 0
-        self._samples = 0
-
-    def _encode(self, final: bool) -> np.ndarray:
-        window = np.zeros(whisper.WINDOW_SAMPLES, dtype=np.float32)
-        segment = self._audio[: whisper.WINDOW_SAMPLES]
-        window[: len(segment)] = segment
-        frames = self.encoder.encode(window[None])[0]
-        keep_from = 0 if self._windows == 0 else self.context
-        if final:
-            keep_to = math.ceil(len(self._audio) / whisper.FRAME_SAMPLES)
-        else:
-            keep_to = whisper.WINDOW_FRAMES - self.context
-        self._windows += 1
-        return frames[keep_from:keep_to]
-
-    def push(self, samples: np.ndarray) -> list[np.ndarray]:
-        self._audio = np.concatenate([self._audio, samples])
-        self._samples += len(samples)
-        out = []
-        while len(self._audio) > whisper.WINDOW_SAMPLES:  # more audio after this window: not the last
-            out.append(self._encode(final=False))
-            self._audio = self._audio[self.hop:]
-        return out
-
-    def finish(self) -> list[np.ndarray]:
-        if self._samples == 0:
-            return []
-        frames = self._encode(final=True)
-        self._audio = np.zeros(0, dtype=np.float32)
-        return [frames]
-
-
-class LiveFrames:
-    """:func:`~speechconv.frontends.whisper.live_frames` as audio arrives."""
-
-    def __init__(self, encoder, left_seconds: float, right_seconds: float, hop_seconds: float):
-        per_second = whisper.SAMPLE_RATE // whisper.FRAME_SAMPLES
-        self.left, self.right, self.hop = (int(round(v * per_second)) for v in (left_seconds, right_seconds,
-                                                                                hop_seconds))
-        if self.hop <= 0 or min(self.left, self.right) < 0 or self.left + self.hop + self.right > whisper.WINDOW_FRAMES:
-            raise ConfigError(f"live frames need a hop > 0 and left + hop + right <= {whisper.WINDOW_SECONDS:g} s")
-        self.encoder = encoder
-        self._audio = np.zeros(0, dtype=np.float32)
-        self._offset = 0  # frame index of self._audio[0]
-        self._next = 0  # first frame of the next hop
-
-    def _piece(self, end: int) -> np.ndarray:
-        start = max(0, self._next - self.left)
-        size = whisper.FRAME_SAMPLES
-        audio = self._audio[(start - self._offset) * size: (end - self._offset) * size]
-        frames = self.encoder.encode_short(audio)
-        out = frames[self._next - start: self._next - start + self.hop]
-        self._next += self.hop
-        drop = max(0, self._next - self.left) - self._offset  # audio no later piece needs
-        self._audio, self._offset = self._audio[drop * whisper.FRAME_SAMPLES:], self._offset + drop
-        return out
-
-    def push(self, samples: np.ndarray) -> list[np.ndarray]:
-        self._audio = np.concatenate([self._audio, samples])
-        out = []
-        while (len(self._audio) // whisper.FRAME_SAMPLES + self._offset) >= self._next + self.hop + self.right:
-            out.append(self._piece(self._next + self.hop + self.right))
-        return out
-
-    def finish(self) -> list[np.ndarray]:
-        total = self._offset + math.ceil(len(self._audio) / whisper.FRAME_SAMPLES)
-        self._audio = np.pad(self._audio, (0, (total - self._offset) * whisper.FRAME_SAMPLES - len(self._audio)))
-        out = []
-        while self._next < total:
-            out.append(self._piece(min(total, self._next + self.hop + self.right)))
+        self._frames, self._scored_left = self._frames[keep_from:], ready - keep_from
         return out
 
 
@@ -216,11 +131,11 @@ class WhisperStream:
         self.model = model
         frontend = model.config["frontend"]
         if model.mode == "window":
-            self.frames = WindowFrames(model.encoder, float(frontend.get("context_seconds", 1.0)))
+            self.frames = whisper.WindowFrames(model.encoder, float(frontend.get("context_seconds", 1.0)))
         else:
             live = frontend.get("live") or {}
-            self.frames = LiveFrames(model.encoder, float(live.get("left_seconds", 3.0)),
-                                     float(live.get("right_seconds", 0.5)), float(live.get("hop_seconds", 1.0)))
+            self.frames = whisper.LiveFrames(model.encoder, float(live.get("left_seconds", 3.0)),
+                                             float(live.get("right_seconds", 0.5)), float(live.get("hop_seconds", 1.0)))
         self.head = HeadScorer(model.session, model.context)
         self._scored = 0
         self._plot_tail = np.zeros(0, dtype=np.float32)
@@ -228,7 +143,7 @@ class WhisperStream:
     def _scores(self, pieces: list[np.ndarray], final: bool) -> tuple[np.ndarray, np.ndarray]:
         parts = [self.head.push(p) for p in pieces]
         if final:
-            parts.append(self.head.push(None, final=True))
+            parts.append(self.head.finish())
         scores = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
         times = (np.arange(self._scored, self._scored + len(scores)) + 0.5) * whisper.FRAME_SECONDS
         self._scored += len(scores)
