@@ -89,10 +89,9 @@ def real_negatives(args, protocol) -> list:
 
 
 def stage_whisper_train(args, log, protocol) -> None:
-    import torch
 
     from speechconv.frontends import whisper
-    from speechconv.training.whisper_head import train_head
+    from speechconv.training.whisper_head import save_head, train_head
 
     bench, ns = benchmark(), bench_args(args)
     manifests = bench.variant_dir(ns, KEYWORD) / "manifests"
@@ -112,8 +111,7 @@ def stage_whisper_train(args, log, protocol) -> None:
     frames, labels = bench._whisper_training_frames(ns, KEYWORD, lambda: encoder)
     start = time.perf_counter()
     head = train_head(frames, labels, epochs=bench.WHISPER_HEAD_EPOCHS, seed=args.seed, log=log)
-    bench._save_atomic(head_path, lambda tmp: torch.save({"config": head.config, "state_dict": head.state_dict()},
-                                                         tmp))
+    save_head(head, head_path)
     log(f"head trained in {time.perf_counter() - start:.0f} s: {head_path}")
 
 
@@ -122,14 +120,9 @@ def head_path(args) -> Path:
 
 
 def load_head(args, path: Path | None = None):
-    import torch
+    from speechconv.training.whisper_head import load_head as load_head_file
 
-    from speechconv.models.whisper_head import WhisperKeywordHead
-
-    saved = torch.load(path or head_path(args), weights_only=True)
-    head = WhisperKeywordHead(**{**saved["config"], "temperature": TEMPERATURE})
-    head.load_state_dict(saved["state_dict"])
-    return head.eval()
+    return load_head_file(path or head_path(args), temperature=TEMPERATURE)
 
 
 def stage_whisper_refine(args, log, protocol, speechconv) -> None:
@@ -139,9 +132,8 @@ def stage_whisper_refine(args, log, protocol, speechconv) -> None:
     from speechconv.export.whisper_head import save_whisper_model
     from speechconv.frontends import whisper
     from speechconv.runtime.whisper_engine import WhisperModel
-    from speechconv.training.datamodules import AudioManifestDataModule
     from speechconv.training.mining import mine_hard_negatives
-    from speechconv.training.whisper_head import embed_clips, train_head
+    from speechconv.training.whisper_head import save_head, train_head
 
     bench, ns = benchmark(), bench_args(args)
     folder = whisper_folder(args)
@@ -171,27 +163,14 @@ def stage_whisper_refine(args, log, protocol, speechconv) -> None:
         for entry in [*mined, *near]:
             entry.label, entry.split = "negative", "train"
         write_manifest(refine, [e for e in mined for _ in range(MINED_REPEAT)] + near)
-    data = dict(bench.training_config(ns, KEYWORD, 0)["data"]["init_args"])
-    data.update(num_workers=0, batch_size=20, train_manifest=str(refine))
-    dataset = AudioManifestDataModule(**data)._dataset("train")
     encoder = whisper.WhisperEncoder(threads=2)
-    xs, ys = [], []
-    for epoch in range(bench.WHISPER_PASSES):
-        path = folder / "features" / f"refine_epoch{epoch}.npz"
-        if not path.is_file():
-            start = time.perf_counter()
-            arrays = embed_clips(encoder, dataset, epoch, workers=args.workers)
-            bench._save_atomic(path, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
-            log(f"refine: encoded pass {epoch} ({len(arrays['y'])} clips) in {time.perf_counter() - start:.0f} s")
-        with np.load(path) as arrays:
-            xs.append(arrays["x"])
-            ys.append(arrays["y"])
+    more, more_labels = bench._whisper_training_frames(ns, KEYWORD, lambda: encoder, manifest=refine,
+                                                       folder=folder / "features", prefix="refine_epoch")
     frames, labels = bench._whisper_training_frames(ns, KEYWORD, lambda: encoder)
-    frames = torch.cat([frames, torch.from_numpy(np.concatenate(xs))])
-    labels = torch.cat([labels, torch.from_numpy(np.concatenate(ys))])
+    frames, labels = torch.cat([frames, more]), torch.cat([labels, more_labels])
     start = time.perf_counter()
     head = train_head(frames, labels, epochs=bench.WHISPER_HEAD_EPOCHS, seed=args.seed, log=log)
-    bench._save_atomic(out, lambda tmp: torch.save({"config": head.config, "state_dict": head.state_dict()}, tmp))
+    save_head(head, out)
     log(f"refined head trained on {len(frames)} clips in {time.perf_counter() - start:.0f} s: {out}")
 
 
@@ -330,12 +309,10 @@ def benchmark_transfer(args, bench, options: dict) -> dict:
     """The benchmark's whisper heads (other keywords, real speakers) at a threshold chosen as hello's is: on
     the real negative stream alone, for <= TARGET_FA FA/h. Their FRR on the real keywords then is what to
     expect of hello's default, unlike the benchmark's own table, whose threshold is each keyword's best."""
-    import torch
 
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import read_keyword_spans, stream_duration
     from speechconv.frontends import whisper
-    from speechconv.models.whisper_head import WhisperKeywordHead
 
     streams = args.benchmark_work / "streams"
     cached = args.benchmark_work / "whisper" / "streams"
@@ -351,10 +328,7 @@ def benchmark_transfer(args, bench, options: dict) -> dict:
         wav = streams / f"{keyword}.wav"
         rows = []
         for path in heads:
-            saved = torch.load(path, weights_only=True)
-            head = WhisperKeywordHead(**{**saved["config"], "temperature": TEMPERATURE})
-            head.load_state_dict(saved["state_dict"])
-            head.eval()
+            head = load_head(args, path)
 
             def curve(name, wav_path, f, spans, head=head):
                 return kws.StreamScores(name, stream_duration(wav_path), spans,

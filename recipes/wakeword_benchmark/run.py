@@ -924,30 +924,21 @@ def _whisper_live_frames(args, encoder, wav: Path) -> tuple[np.ndarray, float]:
     return np.load(path), json.loads(cost_path.read_text())["cpu_seconds_per_hour"]
 
 
-def _whisper_training_frames(args, keyword: str, encoder) -> tuple:
-    """The variant's training clips (seed 0's augmentation draws), WHISPER_PASSES passes, encoded."""
-    import torch
-
+def _whisper_training_frames(args, keyword: str, encoder, manifest: Path | None = None,
+                             folder: Path | None = None, prefix: str = "epoch") -> tuple:
+    """The variant's training clips (or ``manifest``'s; seed 0's augmentation draws), WHISPER_PASSES passes,
+    encoded and cached under ``folder`` (default ``runs/<variant>/<keyword>/whisper/features/``)."""
     from speechconv.training.datamodules import AudioManifestDataModule
-    from speechconv.training.whisper_head import embed_clips
+    from speechconv.training.whisper_head import encoded_passes
 
-    folder = variant_dir(args, keyword) / "whisper" / "features"
     data = dict(training_config(args, keyword, 0)["data"]["init_args"])
     data.update(num_workers=0, batch_size=20)
+    if manifest is not None:
+        data["train_manifest"] = str(manifest)
     dataset = AudioManifestDataModule(**data)._dataset("train")
-    xs, ys = [], []
-    for epoch in range(WHISPER_PASSES):
-        path = folder / f"epoch{epoch}.npz"
-        if not path.is_file() or args.force:
-            start = time.perf_counter()
-            arrays = embed_clips(encoder(), dataset, epoch, workers=args.workers)
-            _save_atomic(path, lambda tmp, arrays=arrays: np.savez(tmp, **arrays))
-            log(f"whisper/{keyword}: encoded pass {epoch} ({len(arrays['y'])} clips) in "
-                f"{time.perf_counter() - start:.0f} s")
-        arrays = np.load(path)
-        xs.append(arrays["x"])
-        ys.append(arrays["y"])
-    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+    return encoded_passes(encoder(), dataset, folder or variant_dir(args, keyword) / "whisper" / "features",
+                          WHISPER_PASSES, prefix=prefix, workers=args.workers, force=args.force,
+                          log=lambda m: log(f"whisper/{keyword}: {m}"))
 
 
 def _whisper_cost(args, encoder, head, minutes: float = TIMING_MINUTES) -> float:
@@ -978,8 +969,7 @@ def stage_whisper(args) -> None:
     from speechconv.evaluation import kws
     from speechconv.evaluation.streams import read_keyword_spans, stream_duration
     from speechconv.frontends import whisper
-    from speechconv.models.whisper_head import WhisperKeywordHead
-    from speechconv.training.whisper_head import train_head
+    from speechconv.training.whisper_head import load_head, save_head, train_head
 
     cache: dict = {}
 
@@ -1019,13 +1009,9 @@ def stage_whisper(args) -> None:
                     frames, labels = _whisper_training_frames(args, keyword, encoder)
                 start = time.perf_counter()
                 head = train_head(frames, labels, epochs=WHISPER_HEAD_EPOCHS, seed=seed, log=log)
-                _save_atomic(head_path, lambda tmp, head=head: torch.save(
-                    {"config": head.config, "state_dict": head.state_dict()}, tmp))
+                save_head(head, head_path)
                 log(f"whisper/{keyword} seed {seed}: head trained in {time.perf_counter() - start:.0f} s")
-            saved = torch.load(head_path, weights_only=True)
-            head = WhisperKeywordHead(**saved["config"])
-            head.load_state_dict(saved["state_dict"])
-            head.eval()
+            head = load_head(head_path)
 
             def scored(all_frames, head=head, truths=truths):
                 return [dataclasses.replace(truth, scores=head.score_frames(torch.from_numpy(f)).numpy())

@@ -7,7 +7,10 @@ packed 20 to a 30 s window) and the head trains on the stored frames (:func:`tra
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -78,4 +81,54 @@ def train_head(frames: torch.Tensor, labels: torch.Tensor, *, epochs: int = 8, s
             total += loss.item()
         if log is not None:
             log(f"whisper head epoch {epoch}: loss {total / steps:.4f}")
+    return head.eval()
+
+
+def encoded_passes(encoder, dataset, folder: str | os.PathLike[str], passes: int, prefix: str = "pass",
+                   workers: int = 2, force: bool = False,
+                   log: Callable[[str], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(frames [N * passes, T, D], labels)`` of ``passes`` augmented passes over ``dataset``
+    (:func:`embed_clips` with epochs 0, 1, ...), each cached as ``folder/<prefix><epoch>.npz`` (written whole or
+    not at all), so a stopped run resumes by pass; ``force`` encodes again."""
+    folder = Path(folder)
+    xs, ys = [], []
+    for epoch in range(passes):
+        path = folder / f"{prefix}{epoch}.npz"
+        if force or not path.is_file():
+            started = time.monotonic()
+            arrays = embed_clips(encoder, dataset, epoch, workers=workers)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.partial.npz")
+            try:
+                np.savez(tmp, **arrays)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            if log is not None:
+                log(f"encoded augmented pass {epoch + 1}/{passes} ({len(arrays['y'])} clips) in "
+                    f"{time.monotonic() - started:.0f} s")
+        with np.load(path) as arrays:
+            xs.append(arrays["x"])
+            ys.append(arrays["y"])
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+
+
+def save_head(head: WhisperKeywordHead, path: str | os.PathLike[str]) -> None:
+    """``{"config", "state_dict"}`` of ``head`` to ``path`` (written whole or not at all)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        torch.save({"config": head.config, "state_dict": head.state_dict()}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_head(path: str | os.PathLike[str], **options) -> WhisperKeywordHead:
+    """A head saved by :func:`save_head` (read weights-only), in eval mode; ``options`` override its config
+    (e.g. ``temperature``)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    head = WhisperKeywordHead(**{**saved["config"], **options})
+    head.load_state_dict(saved["state_dict"])
     return head.eval()

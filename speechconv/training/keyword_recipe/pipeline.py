@@ -298,48 +298,26 @@ class KeywordRun:
     def train_whisper(self) -> None:
         """WHISPER_PASSES augmented passes encoded (each cached, so a stopped run resumes by pass), a head
         trained on them (:mod:`speechconv.training.whisper_head`)."""
-        import torch
 
         from speechconv.frontends.whisper import WhisperEncoder
         from speechconv.training.datamodules import AudioManifestDataModule
-        from speechconv.training.whisper_head import embed_clips, train_head
+        from speechconv.training.whisper_head import encoded_passes, save_head, train_head
 
         data = dict(self.fill_template()["data"]["init_args"])
         data.update(num_workers=0, batch_size=20)
         dataset = AudioManifestDataModule(**data)._dataset("train")
         encoder = WhisperEncoder(threads=min(2, os.cpu_count() or 1))
-        xs, ys = [], []
-        for epoch in range(WHISPER_PASSES):
-            path = self.whisper_dir / f"pass{epoch}.npz"
-            if not path.is_file():
-                started = time.monotonic()
-                arrays = embed_clips(encoder, dataset, epoch, workers=min(2, os.cpu_count() or 1))
-                self.whisper_dir.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.stem}.tmp.npz")
-                np.savez(tmp, **arrays)
-                os.replace(tmp, path)
-                log(f"train: encoded augmented pass {epoch + 1}/{WHISPER_PASSES} ({len(arrays['y'])} clips) in "
-                    f"{_duration(time.monotonic() - started)}")
-            with np.load(path) as arrays:
-                xs.append(arrays["x"])
-                ys.append(arrays["y"])
-        frames, labels = torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys))
+        frames, labels = encoded_passes(encoder, dataset, self.whisper_dir, WHISPER_PASSES,
+                                        workers=min(2, os.cpu_count() or 1), log=lambda m: log(f"train: {m}"))
         head = train_head(frames, labels, epochs=WHISPER_HEAD_EPOCHS, seed=self.o.seed,
                           batch_size=min(128, len(frames)), log=lambda m: log(f"train: {m}"))
-        tmp = self.whisper_dir / ".head.tmp.pt"
-        torch.save({"config": head.config, "state_dict": head.state_dict()}, tmp)
-        os.replace(tmp, self.whisper_dir / "head.pt")
+        save_head(head, self.whisper_dir / "head.pt")
         self.mark("train", {"head": str(self.whisper_dir / "head.pt"), "clips": len(frames)})
 
     def whisper_head(self):
-        import torch
+        from speechconv.training.whisper_head import load_head
 
-        from speechconv.models.whisper_head import WhisperKeywordHead
-
-        saved = torch.load(self.whisper_dir / "head.pt", map_location="cpu", weights_only=True)
-        head = WhisperKeywordHead(**{**saved["config"], "temperature": WHISPER_TEMPERATURE})
-        head.load_state_dict(saved["state_dict"])
-        return head.eval()
+        return load_head(self.whisper_dir / "head.pt", temperature=WHISPER_TEMPERATURE)
 
     def scoring_model(self, checkpoints: list[Path]):
         """What the evaluate stage scores with: the whisper head as a model directory under ``work``, or the
